@@ -1,0 +1,91 @@
+"""Typed, validated parameters.
+
+``params.yaml`` is parsed once, at a stage's start, into the models below. An unknown
+key, a wrong type or an impossible value raises :class:`ParamsError` naming the key,
+before the stage does any work. Library code receives these objects, never the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nmt.config.base import StrictModel
+from nmt.config.data import DataParams, DownloadParams, PrepareParams
+from nmt.config.evaluate import EvaluateParams
+from nmt.config.model import ModelParams
+from nmt.config.train import TrainParams
+from nmt.config.vocab import VocabParams
+
+__all__ = [
+    "DataParams",
+    "DownloadParams",
+    "EvaluateParams",
+    "ModelParams",
+    "Params",
+    "ParamsError",
+    "PrepareParams",
+    "StrictModel",
+    "TrainParams",
+    "VocabParams",
+    "load_params",
+]
+
+
+class ParamsError(ValueError):
+    """params.yaml is unreadable or does not validate; the message names the key."""
+
+
+class Params(BaseModel):
+    """The whole of params.yaml. Sections a stage does not read may be absent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 1234
+    data: DataParams = DataParams()
+    download: DownloadParams = DownloadParams()
+    prepare: PrepareParams = PrepareParams()
+    vocab: VocabParams = VocabParams()
+    models: dict[str, ModelParams] = {}
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid parameters in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    """Validate an already-loaded params mapping."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_error(err, source)) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate ``path``; raise :class:`ParamsError` naming the bad key."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{p}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{p}: expected a mapping at the top level")
+    return parse_params(raw, str(p))
