@@ -23,4 +23,3 @@ class ModelParams(StrictModel):
     # bahdanau: additive; dot / general: Luong's multiplicative scores.
     attention: Literal["none", "bahdanau", "dot", "general"] = "bahdanau"
     tie_embeddings: bool = False
-

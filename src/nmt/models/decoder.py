@@ -1,0 +1,169 @@
+"""Recurrent decoders: one step is a method (``step``); unrolling over a reference target
+under full teacher forcing is another (``unroll``), which decoders whose recurrence does not
+depend on attention run as one fused call over all steps.
+
+Every decoder returns *features* (B, [T,] F); the shared pre-output and output layers of
+:class:`~nmt.models.seq2seq.Seq2Seq` turn them into logits, once, over all steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.models.attention import build_attention
+from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
+
+
+def reorder_state(state: RNNState, index: Tensor) -> RNNState:
+    """Select batch rows of a recurrent state: index (B',) -> state with B' rows (dim 1)."""
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
+    return state.index_select(1, index)
+
+
+def top_layer(state: RNNState) -> Tensor:
+    """The last layer's hidden state (B, H)."""
+    h = state[0] if isinstance(state, tuple) else state
+    return h[-1]
+
+
+class RNNDecoder(nn.Module):
+    """Shared machinery: the recurrent net and the bridge from the encoder's final state."""
+
+    #: True when ``unroll`` runs all steps at once instead of a step loop.
+    parallel: bool = False
+
+    def __init__(
+        self,
+        cell: str,
+        input_dim: int,
+        hidden_dim: int,
+        memory_dim: int,
+        layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.layers = layers
+        self.hidden_dim = hidden_dim
+        self.rnn = RNN_CLASSES[cell](
+            input_dim,
+            hidden_dim,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        # The bridge maps the encoder's final state to every decoder layer's initial state.
+        self.bridge = nn.Linear(memory_dim, layers * hidden_dim)
+        self.bridge_cell = nn.Linear(memory_dim, layers * hidden_dim) if cell == "lstm" else None
+        self.feature_dim = hidden_dim + memory_dim
+
+    def _bridge(self, layer: nn.Linear, final: Tensor) -> Tensor:
+        b = final.size(0)
+        h = torch.tanh(layer(final)).view(b, self.layers, self.hidden_dim)
+        return h.transpose(0, 1).contiguous()  # (L, B, H)
+
+    def init_state(self, enc: EncoderOutput) -> RNNState:
+        h = self._bridge(self.bridge, enc.final)
+        if self.bridge_cell is not None:
+            return (h, self._bridge(self.bridge_cell, enc.final))
+        return h
+
+    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
+        """Attach this decoder's once-per-batch precomputation to ``enc.keys``."""
+        return enc
+
+    def step(
+        self, emb: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        """emb: (B, E) embedded previous token -> features (B, F), state, attn (B, S)|None."""
+        raise NotImplementedError
+
+    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
+        """emb: (B, T, E) embedded reference inputs -> features (B, T, F)."""
+        feats = []
+        for t in range(emb.size(1)):
+            f, state, _ = self.step(emb[:, t], state, enc)
+            feats.append(f)
+        return torch.stack(feats, dim=1)
+
+
+class PlainDecoder(RNNDecoder):
+    """No attention (Cho et al., 2014): a fixed context c, made from the encoder's final
+    state, is fed to every step's input and output. ``enc.keys`` holds c: (B, M)."""
+
+    parallel = True
+
+    def __init__(
+        self, cell: str, emb_dim: int, hidden_dim: int, memory_dim: int, layers: int, dropout: float
+    ) -> None:
+        super().__init__(cell, emb_dim + memory_dim, hidden_dim, memory_dim, layers, dropout)
+
+    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
+        return enc.with_keys(enc.final)
+
+    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
+        c = enc.keys
+        out, state = self.rnn(torch.cat([emb, c], dim=-1).unsqueeze(1), state)
+        return torch.cat([out.squeeze(1), c], dim=-1), state, None
+
+    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
+        c = enc.keys.unsqueeze(1).expand(-1, emb.size(1), -1)  # (B, T, M)
+        out, _ = self.rnn(torch.cat([emb, c], dim=-1), state)
+        return torch.cat([out, c], dim=-1)
+
+
+class BahdanauDecoder(RNNDecoder):
+    """Additive attention queried with the previous state s_{t-1}; the context feeds the
+    recurrent input, so steps are sequential. ``enc.keys``: (B, S, A) projected memory."""
+
+    def __init__(
+        self, cell: str, emb_dim: int, hidden_dim: int, memory_dim: int, layers: int, dropout: float
+    ) -> None:
+        super().__init__(cell, emb_dim + memory_dim, hidden_dim, memory_dim, layers, dropout)
+        self.attention = build_attention("bahdanau", hidden_dim, memory_dim)
+
+    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
+        return enc.with_keys(self.attention.precompute(enc.memory))
+
+    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
+        context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
+        out, state = self.rnn(torch.cat([emb, context], dim=-1).unsqueeze(1), state)
+        return torch.cat([out.squeeze(1), context], dim=-1), state, attn
+
+
+class LuongDecoder(RNNDecoder):
+    """Multiplicative attention (dot / general) queried with the current state h_t
+    (global attention without input feeding): the recurrence ignores the context, so
+    under teacher forcing all steps run as one fused call and attention as one bmm.
+    ``enc.keys``: (B, S, H) memory in query space."""
+
+    parallel = True
+
+    def __init__(
+        self,
+        cell: str,
+        emb_dim: int,
+        hidden_dim: int,
+        memory_dim: int,
+        layers: int,
+        dropout: float,
+        score: str,
+    ) -> None:
+        super().__init__(cell, emb_dim, hidden_dim, memory_dim, layers, dropout)
+        self.attention = build_attention(score, hidden_dim, memory_dim)
+
+    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
+        return enc.with_keys(self.attention.precompute(enc.memory))
+
+    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
+        out, state = self.rnn(emb.unsqueeze(1), state)
+        out = out.squeeze(1)
+        context, attn = self.attention(out, enc.keys, enc.memory, enc.mask)
+        return torch.cat([out, context], dim=-1), state, attn
+
+    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
+        out, _ = self.rnn(emb, state)  # (B, T, H)
+        context, _ = self.attention(out, enc.keys, enc.memory, enc.mask)
+        return torch.cat([out, context], dim=-1)

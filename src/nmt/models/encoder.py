@@ -1,0 +1,90 @@
+"""The recurrent encoder: embedding -> (bi)directional GRU/LSTM/RNN over packed sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+# A recurrent state: (layers, B, H) for GRU/RNN; an (h, c) pair of those for LSTM.
+RNNState = Tensor | tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class EncoderOutput:
+    """What the decoder attends to.
+
+    memory: (B, S, M) encoder states (M = hidden * directions); padding rows are zero.
+    mask:   (B, S) bool, True on real source tokens.
+    final:  (B, M) the top layer's last state (both directions concatenated).
+    keys:   decoder-specific precomputation over ``memory`` (see each decoder), or None.
+    """
+
+    memory: Tensor
+    mask: Tensor
+    final: Tensor
+    keys: Tensor | None = None
+
+    def index_select(self, index: Tensor) -> EncoderOutput:
+        """Reorder/expand the batch: index (B',) of rows to take (beam search)."""
+        return EncoderOutput(
+            memory=self.memory.index_select(0, index),
+            mask=self.mask.index_select(0, index),
+            final=self.final.index_select(0, index),
+            keys=None if self.keys is None else self.keys.index_select(0, index),
+        )
+
+    def with_keys(self, keys: Tensor | None) -> EncoderOutput:
+        return replace(self, keys=keys)
+
+
+class Encoder(nn.Module):
+    """Embeds a padded source batch and runs a multi-layer recurrent net over it.
+
+    Sequences are packed, so padding costs no computation and never changes the states
+    of real tokens.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_dim: int,
+        layers: int,
+        bidirectional: bool,
+        dropout: float,
+        cell: str,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = RNN_CLASSES[cell](
+            embedding_dim,
+            hidden_dim,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.layers = layers
+        self.directions = 2 if bidirectional else 1
+        self.output_dim = hidden_dim * self.directions
+
+    def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
+        """src: (B, S) token ids; lengths: (B,) real lengths (>= 1), on any device."""
+        emb = self.dropout(self.embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (L*D, B, H)
+        top = h_n.view(self.layers, self.directions, *h_n.shape[1:])[-1]  # (D, B, H)
+        final = torch.cat(list(top), dim=-1)  # (B, D*H)
+        mask = (
+            torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        )
+        return EncoderOutput(memory=memory, mask=mask, final=final)

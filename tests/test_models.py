@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+from nmt.config import ModelParams
+from nmt.models import build_model, count_parameters
+from nmt.models.attention import masked_softmax
+
+ATTENTIONS = ["none", "bahdanau", "dot", "general"]
+CELLS = ["gru", "lstm", "rnn"]
+SRC_V, TGT_V = 30, 40
+
+
+def tiny(attention: str = "bahdanau", cell: str = "gru", **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    params = ModelParams(
+        attention=attention, cell=cell, embedding_dim=16, hidden_dim=12, dropout=0.0, **kw
+    )
+    return build_model(params, SRC_V, TGT_V).eval()
+
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    src = torch.randint(4, SRC_V, (3, 7), generator=g)
+    lengths = torch.tensor([7, 3, 5])
+    for i, n in enumerate(lengths):
+        src[i, n:] = 0
+    tgt = torch.randint(4, TGT_V, (3, 6), generator=g)
+    return src, lengths, tgt
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_shapes_and_step_equals_unroll(attention, cell):
+    model = tiny(attention, cell, encoder_layers=2, decoder_layers=2)
+    src, lengths, tgt = batch()
+    logits = model(src, lengths, tgt)
+    assert logits.shape == (3, 6, TGT_V)
+    enc = model.encode(src, lengths)
+    state = model.init_state(enc)
+    steps = []
+    for t in range(tgt.size(1)):
+        step_logits, state, attn = model.decode_step(tgt[:, t], state, enc)
+        steps.append(step_logits)
+        if attention == "none":
+            assert attn is None
+        else:
+            assert attn.shape == (3, 7)
+            torch.testing.assert_close(attn.sum(-1), torch.ones(3))
+            # padding gets no attention
+            assert attn[1, 3:].abs().max() == 0 and attn[2, 5:].abs().max() == 0
+    torch.testing.assert_close(torch.stack(steps, 1), logits)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_padding_never_changes_real_outputs(attention):
+    model = tiny(attention, bidirectional=True)
+    src, lengths, tgt = batch()
+    base = model(src, lengths, tgt)
+    # More padding columns, and garbage under the padding: nothing real may change.
+    wider = torch.cat([src, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    wider[1, 3:] = 7  # ids beyond each length are ignored
+    torch.testing.assert_close(model(wider, lengths, tgt), base)
+    # Each sentence alone gives the same outputs as inside the batch.
+    for i in range(3):
+        n = int(lengths[i])
+        alone = model(src[i : i + 1, :n], lengths[i : i + 1], tgt[i : i + 1])
+        torch.testing.assert_close(alone, base[i : i + 1], atol=1e-5, rtol=1e-4)
+
+
+def test_teacher_forcing_zero_feeds_own_predictions():
+    model = tiny("bahdanau")
+    src, lengths, tgt = batch()
+    free = model(src, lengths, tgt, teacher_forcing=0.0)
+    # Re-run greedily by hand: each input is the previous argmax.
+    enc = model.encode(src, lengths)
+    state = model.init_state(enc)
+    prev, outs = tgt[:, 0], []
+    for _ in range(tgt.size(1)):
+        logits, state, _ = model.decode_step(prev, state, enc)
+        outs.append(logits)
+        prev = logits.argmax(-1)
+    torch.testing.assert_close(free, torch.stack(outs, 1))
+    forced = model(src, lengths, tgt, teacher_forcing=1.0)
+    assert not torch.allclose(free[:, 1:], forced[:, 1:])
+
+
+def test_sequence_mode_with_ratio_one_half_is_all_or_nothing_per_row():
+    model = tiny("dot")
+    src, lengths, tgt = batch()
+    forced = model(src, lengths, tgt, teacher_forcing=1.0)
+    free = model(src, lengths, tgt, teacher_forcing=0.0)
+    torch.manual_seed(3)
+    mixed = model(src, lengths, tgt, teacher_forcing=0.5, tf_mode="sequence")
+    for i in range(3):
+        assert torch.allclose(mixed[i], forced[i], atol=1e-5) or torch.allclose(
+            mixed[i], free[i], atol=1e-5
+        )
+
+
+def test_unknown_tf_mode_is_an_error():
+    model = tiny()
+    src, lengths, tgt = batch()
+    with pytest.raises(ValueError, match="teacher-forcing mode"):
+        model(src, lengths, tgt, teacher_forcing=0.5, tf_mode="sometimes")
+
+
+def test_tied_embeddings_share_the_matrix():
+    model = tiny(tie_embeddings=True)
+    assert model.generator.weight is model.tgt_embedding.weight
+    untied = tiny(tie_embeddings=False)
+    assert count_parameters(untied) - count_parameters(model) == TGT_V * 16
+
+
+def test_masked_softmax_ignores_masked_positions():
+    scores = torch.tensor([[[1.0, 2.0, 100.0]]])
+    mask = torch.tensor([[True, True, False]])
+    w = masked_softmax(scores, mask)
+    assert w[0, 0, 2] == 0
+    torch.testing.assert_close(w.sum(-1), torch.ones(1, 1))
+
+
+def test_gradients_reach_every_parameter():
+    model = tiny("bahdanau").train()
+    src, lengths, tgt = batch()
+    model(src, lengths, tgt).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
