@@ -1,0 +1,113 @@
+"""Self-describing checkpoints, written atomically and loaded without unpickling code.
+
+A checkpoint is a plain dict of tensors and JSON-like values (so ``torch.load`` runs with
+``weights_only=True``): the model's weights, the :class:`ModelParams` it was built from,
+both tokenizers' states and the normalisation settings, so evaluation and ``nmt translate``
+rebuild everything from the file alone. Training state (optimizer, scheduler, RNG, epoch)
+rides along in ``training`` for resuming.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt.config import ModelParams
+from nmt.config.data import NormalizeParams
+from nmt.models import Seq2Seq, build_model
+from nmt.utils import atomic_path
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or incompatible; the message names the file."""
+
+
+@dataclass
+class LoadedModel:
+    model: Seq2Seq
+    src_tokenizer: Any  # nmt.vocab.Tokenizer
+    tgt_tokenizer: Any
+    normalize: NormalizeParams
+    src_lang: str
+    tgt_lang: str
+    meta: dict[str, Any]
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus the format version) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT_VERSION, **payload}, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint dict safely; a directory means its ``best.pt``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "best.pt"
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt file, or it holds objects we refuse to unpickle
+        raise CheckpointError(f"{p}: not a readable checkpoint ({err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{p}: not a checkpoint of format {FORMAT_VERSION}")
+    missing = {"model_params", "model_state", "src_tokenizer", "tgt_tokenizer"} - ckpt.keys()
+    if missing:
+        raise CheckpointError(f"{p}: incompatible checkpoint, missing {sorted(missing)}")
+    return ckpt
+
+
+def model_payload(
+    model: Seq2Seq,
+    src_tokenizer: Any,
+    tgt_tokenizer: Any,
+    normalize: NormalizeParams,
+    src_lang: str,
+    tgt_lang: str,
+) -> dict[str, Any]:
+    """The self-describing part of a checkpoint (weights, architecture, vocabularies)."""
+    return {
+        "model_params": model.params.model_dump(),
+        "model_state": model.state_dict(),
+        "src_tokenizer": src_tokenizer.to_state(),
+        "tgt_tokenizer": tgt_tokenizer.to_state(),
+        "normalize": normalize.model_dump(),
+        "src_lang": src_lang,
+        "tgt_lang": tgt_lang,
+    }
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> LoadedModel:
+    """Rebuild the model and its tokenizers from a checkpoint (a file or a model dir)."""
+    from nmt.vocab import tokenizer_from_state
+
+    ckpt = read_checkpoint(path)
+    src_tok = tokenizer_from_state(ckpt["src_tokenizer"])
+    tgt_tok = tokenizer_from_state(ckpt["tgt_tokenizer"])
+    model = build_model(ModelParams(**ckpt["model_params"]), len(src_tok), len(tgt_tok))
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the saved architecture: {err}") from None
+    model.to(device).eval()
+    meta = {
+        k: v
+        for k, v in ckpt.items()
+        if k not in ("model_state", "src_tokenizer", "tgt_tokenizer", "training")
+    }
+    return LoadedModel(
+        model=model,
+        src_tokenizer=src_tok,
+        tgt_tokenizer=tgt_tok,
+        normalize=NormalizeParams(**ckpt.get("normalize", {})),
+        src_lang=ckpt.get("src_lang", ""),
+        tgt_lang=ckpt.get("tgt_lang", ""),
+        meta=meta,
+    )
