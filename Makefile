@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stage commands call `python`: it must be the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: pipeline test lint bench clean-venv
 
