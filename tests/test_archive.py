@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -108,6 +109,17 @@ def test_symlink_pointing_out_is_refused(tmp_path: Path, target: str) -> None:
     with pytest.raises(UnsafeMemberError, match="link"):
         extract_members(archive, ["d/link.txt"], out)
     assert not out.exists() or files_under(out) == []
+
+
+def test_zip_symlink_pointing_out_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        link = zipfile.ZipInfo("d/link.txt")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "../../../etc/passwd")
+    with pytest.raises(UnsafeMemberError, match="points outside the archive"):
+        extract_members(archive, ["d/link.txt"], tmp_path / "out")
+    assert not (tmp_path / "out/d/link.txt").exists()
 
 
 def test_symlink_inside_the_archive_becomes_a_plain_copy(tmp_path: Path) -> None:
