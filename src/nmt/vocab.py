@@ -471,13 +471,13 @@ def _build_one(
 
 def vocab_metrics(
     src_tok: Tokenizer, tgt_tok: Tokenizer, splits: Mapping[str, str | os.PathLike[str]]
-) -> dict[str, float | int | str]:
+) -> dict[str, float | int | str | bool]:
     """Sizes, and per side and split: mean tokens per sentence and the unknown-token rate.
 
     ``splits`` maps a split name (``train``, ``valid``) to its parquet file. Keys read
     like ``src_unk_rate_valid`` and ``tgt_tokens_per_sentence_train``.
     """
-    out: dict[str, float | int | str] = {
+    out: dict[str, float | int | str | bool] = {
         "kind": src_tok.kind,
         "joint": src_tok == tgt_tok,
         "src_vocab_size": len(src_tok),
