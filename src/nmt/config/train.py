@@ -4,28 +4,99 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nmt.config.base import StrictModel
 
 
 class TeacherForcingParams(StrictModel):
-    """Probability of feeding the reference token (rather than the model's own guess)."""
+    """Probability of feeding the reference token (rather than the model's own guess).
+
+    The ratio in force at (0-based) epoch ``i`` is ``max(min_ratio, ratio * f(i))`` with
+    ``f`` from ``schedule`` (Bengio et al., 2015, "Scheduled sampling"):
+
+    - ``constant``: f(i) = 1
+    - ``linear``: f(i) = 1 - slope * i
+    - ``exponential``: f(i) = base ** i (base < 1)
+    - ``inverse_sigmoid``: f(i) = k / (k + exp(i / k)) (k >= 1; f(0) = k / (k + 1))
+
+    ``mode`` draws the choice per target token (``token``, as in the paper) or once per
+    sentence (``sequence``). A ratio of 1.0 takes the model's fast teacher-forced path.
+    """
 
     ratio: float = Field(1.0, ge=0.0, le=1.0)
     mode: Literal["token", "sequence"] = "token"
     schedule: Literal["constant", "linear", "exponential", "inverse_sigmoid"] = "constant"
     min_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    decay: float = Field(0.9, gt=0.0)  # per epoch; meaning depends on the schedule
+    slope: float = Field(0.1, ge=0.0)  # linear: decrease per epoch
+    base: float = Field(0.9, gt=0.0, le=1.0)  # exponential: factor per epoch
+    k: float = Field(5.0, ge=1.0)  # inverse_sigmoid: larger k decays later
+
+    @model_validator(mode="after")
+    def _floor(self) -> TeacherForcingParams:
+        if self.min_ratio > self.ratio:
+            raise ValueError("min_ratio must not exceed ratio")
+        return self
+
+
+class LRScheduleParams(StrictModel):
+    """Learning-rate schedule.
+
+    - ``none``: the optimizer's ``lr`` throughout.
+    - ``plateau``: multiply by ``factor`` when the validation loss (teacher-forced) has
+      not improved for ``patience`` epochs (never below ``min_lr``).
+    - ``warmup``: linear warm-up from 0 over ``warmup_steps`` optimizer steps, then
+      ``after_warmup``: ``inverse_sqrt`` (lr * sqrt(warmup_steps / step), Vaswani et al.
+      2017) or ``constant``.
+    """
+
+    kind: Literal["none", "plateau", "warmup"] = "none"
+    factor: float = Field(0.5, gt=0.0, lt=1.0)
+    patience: int = Field(1, ge=0)
+    min_lr: float = Field(1e-5, ge=0.0)
+    warmup_steps: int = Field(1000, ge=1)
+    after_warmup: Literal["inverse_sqrt", "constant"] = "inverse_sqrt"
+
+
+class EarlyStoppingParams(StrictModel):
+    """Stop when ``metric`` has not improved for ``patience`` epochs; best.pt is the best
+    epoch by that metric (loss: lower is better; BLEU: higher)."""
+
+    metric: Literal["valid_loss", "valid_bleu"] = "valid_bleu"
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
 
 
 class TrainParams(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 autocasts on either device.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     epochs: int = Field(10, ge=1)
-    batch_tokens: int = Field(2000, ge=1)
+    # Exactly one of the two: a token budget per batch (padded src + tgt positions, with
+    # length bucketing), or a fixed number of sentences per batch.
+    batch_tokens: int | None = Field(4000, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    # Sort by length inside pools of this many batches before cutting batches (bucketing);
+    # 1: no sorting beyond the batch itself.
+    bucket_pool: int = Field(50, ge=1)
+    max_train_pairs: int | None = Field(None, ge=1)  # seeded sample of the training set
     optimizer: Literal["adam", "adamw", "adagrad", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)  # sgd only
+    lr_schedule: LRScheduleParams = LRScheduleParams()
     clip_grad_norm: float | None = Field(1.0, gt=0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     teacher_forcing: TeacherForcingParams = TeacherForcingParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    # Validation each epoch on the first ``valid_sentences`` pairs of valid.parquet:
+    # teacher-forced loss, free-running loss and greedy BLEU.
+    valid_sentences: int = Field(500, ge=1)
+    valid_batch_size: int = Field(100, ge=1)
+    max_length_ratio: float = Field(2.0, gt=0.0)  # greedy: max_len = ratio * src_len + 5
+
+    @model_validator(mode="after")
+    def _one_batching(self) -> TrainParams:
+        if (self.batch_tokens is None) == (self.batch_size is None):
+            raise ValueError("set exactly one of batch_tokens and batch_size (the other null)")
+        return self
