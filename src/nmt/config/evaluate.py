@@ -1,14 +1,45 @@
-"""Params of the evaluate stage."""
+"""Params of the evaluate and compare stages (the ``evaluate:`` section)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from nmt.config.base import StrictModel
 
 
+class CompareParams(StrictModel):
+    """Paired bootstrap resampling of ``candidate`` against ``baseline`` (model names)."""
+
+    baseline: str = "gru"
+    candidate: str = "attention"
+    search: Literal["greedy", "beam"] = "beam"
+    resamples: int = Field(1000, ge=10)
+
+    @model_validator(mode="after")
+    def _differ(self) -> CompareParams:
+        if self.baseline == self.candidate:
+            raise ValueError("baseline and candidate must be different models")
+        return self
+
+
 class EvaluateParams(StrictModel):
-    beam_size: int = Field(5, ge=1)
+    """How test sets are decoded (greedy and beam search) and scored.
+
+    The output for a source of n tokens is capped at
+    ``ceil(max_length_ratio * n) + max_length_extra`` tokens. ``length_penalty`` is GNMT's
+    alpha: beam hypotheses are ranked by log P / ((5 + |Y|) / 6) ** alpha.
+    """
+
+    beam_size: int = Field(5, ge=1, le=100)
     length_penalty: float = Field(1.0, ge=0.0)
     max_length_ratio: float = Field(2.0, gt=0.0)
+    max_length_extra: int = Field(10, ge=0)
     batch_size: int = Field(64, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Decode at most this many sentences of each test set (the first ones); null: all.
+    max_sentences: int | None = Field(None, ge=1)
+    # Attention heatmaps for this many held-out sentences (the first short ones).
+    heatmaps: int = Field(4, ge=0, le=50)
+    compare: CompareParams = CompareParams()
