@@ -1,0 +1,63 @@
+"""DVC stage `compare`: paired bootstrap resampling between two evaluated models.
+
+Reads params ``evaluate.compare`` (which models, which search, how many resamples).
+For every test set both models were evaluated on, compares their translations against
+the same references and writes BLEU, chrF and the p-values to a metrics JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nmt.config import ParamsError, load_params
+from nmt.evaluation import EvaluationError, paired_bootstrap, read_translations
+from nmt.utils import write_json
+
+DirPath = click.Path(file_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--baseline", type=DirPath, required=True, help="Baseline's translations.")
+@click.option("--candidate", type=DirPath, required=True, help="Candidate's translations.")
+@click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def main(baseline: Path, candidate: Path, metrics: Path) -> None:
+    """Compare the translations in two folders written by the evaluate stage."""
+    try:
+        config = load_params("params.yaml").evaluate.compare
+        suffix = f".{config.search}.parquet"
+        names = sorted(p.name.removesuffix(suffix) for p in baseline.glob(f"*{suffix}"))
+        if not names:
+            raise EvaluationError(f"{baseline}: no *{suffix} translations")
+        results: dict[str, object] = {}
+        for name in names:
+            base = read_translations(baseline / f"{name}{suffix}")
+            cand = read_translations(candidate / f"{name}{suffix}")
+            if base["reference"].tolist() != cand["reference"].tolist():
+                raise EvaluationError(
+                    f"{name}: {baseline} and {candidate} hold different references "
+                    "(evaluated with different settings?)"
+                )
+            results[name] = paired_bootstrap(
+                base["hypothesis"].tolist(),
+                cand["hypothesis"].tolist(),
+                base["reference"].tolist(),
+                config.resamples,
+            )
+    except (ParamsError, EvaluationError) as err:
+        raise click.ClickException(str(err)) from None
+
+    results["models"] = {"baseline": config.baseline, "candidate": config.candidate}
+    results["search"] = config.search
+    write_json(metrics, results)
+    for name in names:
+        bleu = results[name]["bleu"]
+        click.echo(
+            f"{name}: BLEU {config.baseline} {bleu['baseline']:.2f} vs {config.candidate} "
+            f"{bleu['candidate']:.2f}, p = {bleu['p_value']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

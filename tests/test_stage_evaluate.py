@@ -1,0 +1,128 @@
+"""The evaluate and compare stages end to end on tiny models and test sets in tmp_path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from test_translate import make_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ["Le chat est noir.", "Un grand chien.", "la maison est petite , le chat est grand ."] * 3
+REF = ["The cat is black.", "A big dog.", "The house is small, the cat is big."] * 3
+
+
+def load_stage(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / f"stages/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_pairs(path: Path, n: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    src = [s.lower().replace(".", " .").replace(",", " ,") for s in SRC[:n]]
+    table = pa.table({"src": src, "tgt": [r.lower() for r in REF[:n]], "ref": REF[:n]})
+    pq.write_table(table, path)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    params = {
+        "data": {"test_sets": ["newstest2014"]},
+        "evaluate": {
+            "beam_size": 2,
+            "batch_size": 2,
+            "max_sentences": 6,
+            "heatmaps": 2,
+            "max_length_extra": 3,
+            "device": "cpu",
+            "compare": {"resamples": 20},
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_pairs(tmp_path / "data/prepared/test.parquet", 9)
+    write_pairs(tmp_path / "data/prepared/newstest2014.parquet", 4)
+    make_checkpoint(tmp_path / "models/gru/best.pt", attention="none")
+    make_checkpoint(tmp_path / "models/attention/best.pt", attention="bahdanau", seed=1)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def evaluate_args(model: str) -> list[str]:
+    return [
+        "--model", f"models/{model}",
+        "--prepared", "data/prepared",
+        "--translations", f"data/eval/{model}/translations",
+        "--lengths", f"metrics/eval/{model}/bleu_by_length",
+        "--attention", f"data/eval/{model}/attention",
+        "--metrics", f"metrics/eval/{model}.json",
+    ]  # fmt: skip
+
+
+def test_evaluate_then_compare(project: Path):
+    evaluate = load_stage("evaluate")
+    for model in ("gru", "attention"):
+        result = CliRunner().invoke(evaluate.main, evaluate_args(model))
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((project / f"metrics/eval/{model}.json").read_text())
+        assert set(metrics) == {"heldout", "newstest2014", "settings", "signatures"}
+        assert metrics["heldout"]["sentences"] == 6  # capped by max_sentences
+        assert metrics["newstest2014"]["sentences"] == 4
+        for search in ("greedy", "beam"):
+            assert 0 <= metrics["heldout"][search]["bleu"] <= 100
+            assert 0 <= metrics["heldout"][search]["chrf"] <= 100
+        assert metrics["settings"]["beam_size"] == 2
+        assert metrics["signatures"]["bleu"].startswith("nrefs:1|")
+        out = pd.read_parquet(project / f"data/eval/{model}/translations/heldout.beam.parquet")
+        assert out.columns.tolist() == ["source", "reference", "hypothesis", "chrf"]
+        assert out["reference"].tolist() == REF[:6]
+        lengths = pd.read_csv(
+            project / f"metrics/eval/{model}/bleu_by_length/newstest2014.tsv", sep="\t"
+        )
+        assert lengths.columns.tolist() == ["src_len", "sentences", "greedy", "beam"]
+        assert lengths["sentences"].sum() == 4
+    maps = sorted(p.name for p in (project / "data/eval/attention/attention").iterdir())
+    assert maps == ["heldout-0.png", "heldout-1.png"]
+    assert list((project / "data/eval/gru/attention").iterdir()) == []  # no attention
+
+    compare = load_stage("compare")
+    args = [
+        "--baseline", "data/eval/gru/translations",
+        "--candidate", "data/eval/attention/translations",
+        "--metrics", "metrics/eval/compare.json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(compare.main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "metrics/eval/compare.json").read_text())
+    assert report["models"] == {"baseline": "gru", "candidate": "attention"}
+    for name in ("heldout", "newstest2014"):
+        assert 0 < report[name]["bleu"]["p_value"] <= 1
+        assert 0 < report[name]["chrf"]["p_value"] <= 1
+        gru = json.loads((project / "metrics/eval/gru.json").read_text())
+        assert report[name]["bleu"]["baseline"] == pytest.approx(gru[name]["beam"]["bleu"])
+
+
+def test_clear_errors(project: Path):
+    evaluate = load_stage("evaluate")
+    (project / "data/prepared/newstest2014.parquet").unlink()
+    result = CliRunner().invoke(evaluate.main, evaluate_args("attention"))
+    assert result.exit_code == 1 and "newstest2014.parquet" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    write_pairs(project / "data/prepared/newstest2014.parquet", 2)
+    result = CliRunner().invoke(evaluate.main, evaluate_args("missing"))
+    assert result.exit_code == 1 and "no such checkpoint" in result.output
+    compare = load_stage("compare")
+    result = CliRunner().invoke(
+        compare.main, ["--baseline", "nowhere", "--candidate", "x", "--metrics", "c.json"]
+    )
+    assert result.exit_code == 1 and "no *.beam.parquet" in result.output
