@@ -126,3 +126,16 @@ def test_clear_errors(project: Path):
         compare.main, ["--baseline", "nowhere", "--candidate", "x", "--metrics", "c.json"]
     )
     assert result.exit_code == 1 and "no *.beam.parquet" in result.output
+
+
+def test_dvc_yaml_lists_what_the_stages_read():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    evaluate = stages["evaluate"]["do"]
+    from nmt.config.evaluate import EvaluateParams
+
+    read = {f"evaluate.{k}" for k in EvaluateParams.model_fields if k != "compare"}
+    assert set(evaluate["params"]) == read | {"data.test_sets"}
+    assert "models/${key}/best.pt" in evaluate["deps"]
+    for flag in ("--translations", "--lengths", "--attention", "--metrics"):
+        assert flag in evaluate["cmd"]
+    assert stages["compare"]["params"] == ["evaluate.compare"]
