@@ -1,0 +1,379 @@
+"""The training loop: epochs of batched teacher-forced (or scheduled-sampling) updates,
+validation after each epoch, early stopping, and checkpoints that resume exactly.
+
+Reproducibility: every source of randomness is either derived from ``seed + epoch``
+(the batch order) or carried in ``last.pt`` (torch, Python and NumPy RNG states, with the
+model, optimizer and scheduler). An interrupted run restarted from ``last.pt`` therefore
+ends, on CPU, with the same weights and metrics as one that never stopped. Validation runs
+under a forked RNG so that what it measures never changes what training does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sacrebleu
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from tqdm import tqdm
+
+from nmt.batching import Batch, TokenizedPairs, collate, make_batches
+from nmt.checkpoint import read_checkpoint, save_checkpoint
+from nmt.config.train import TrainParams
+from nmt.device import autocast
+from nmt.models import Seq2Seq
+from nmt.optim import (
+    Scheduler,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    load_scheduler_state,
+    masked_cross_entropy,
+    scheduler_state,
+)
+from nmt.teacher_forcing import teacher_forcing_ratio
+
+log = logging.getLogger(__name__)
+
+EpochRecord = dict[str, float]
+MAX_LENGTH_EXTRA = 5  # greedy validation: max_len = ceil(ratio * src_len) + this
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class ValidSet:
+    """The fixed validation subset: tokenised pairs, BLEU references, a detokeniser."""
+
+    pairs: TokenizedPairs
+    refs: list[str]
+    detokenize: Callable[[str], str] = lambda s: s
+
+    def __post_init__(self) -> None:
+        if len(self.pairs) != len(self.refs):
+            raise ValueError(f"{len(self.pairs)} validation pairs but {len(self.refs)} refs")
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def train_epoch(
+    model: Seq2Seq,
+    pairs: TokenizedPairs,
+    batches: list[np.ndarray],
+    optimizer: Optimizer,
+    *,
+    step_scheduler: LambdaLR | None,
+    params: TrainParams,
+    ratio: float,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """One pass over ``batches`` (index arrays into ``pairs``).
+
+    Returns the mean training loss per target token, the token count and the seconds.
+    """
+    model.train()
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    tokens = 0
+    start = time.perf_counter()
+    mode = params.teacher_forcing.mode
+    for idx in tqdm(batches, desc="train", disable=not progress, leave=False):
+        batch = collate(pairs, idx).to(device)
+        with autocast(device, dtype):
+            logits = model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode)
+        loss_sum = masked_cross_entropy(logits, batch.tgt_out, params.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        (loss_sum / batch.n_tokens).backward()
+        if params.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
+        optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
+        total_loss += loss_sum.detach()
+        tokens += batch.n_tokens
+    seconds = time.perf_counter() - start
+    return {"loss": float(total_loss) / max(tokens, 1), "tokens": tokens, "seconds": seconds}
+
+
+def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
+    order = make_batches(pairs.src_lengths, pairs.tgt_lengths, batch_size=batch_size, shuffle=False)
+    return [collate(pairs, idx) for idx in order]
+
+
+@torch.no_grad()
+def validate(
+    model: Seq2Seq,
+    valid: ValidSet,
+    tgt_decode: Callable[[list[int]], str],
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    batch_size: int = 100,
+    max_length_ratio: float = 2.0,
+) -> dict[str, float]:
+    """Loss with teacher forcing, loss running free (each input the model's previous
+    argmax, scored against the reference up to its length) and greedy BLEU.
+
+    The gap between the two losses is the exposure bias. BLEU is sacrebleu's corpus BLEU of
+    the detokenised greedy output against ``valid.refs``.
+    """
+    from nmt.decoding import greedy_search, max_output_lengths
+
+    model.eval()
+    forced = free = 0.0
+    tokens = 0
+    hyps: list[str] = [""] * len(valid.refs)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for cpu_batch in _valid_batches(valid.pairs, batch_size):
+            batch = cpu_batch.to(device)
+            with autocast(device, dtype):
+                logits_tf = model(batch.src, batch.src_lengths, batch.tgt_in, 1.0)
+                logits_free = model(batch.src, batch.src_lengths, batch.tgt_in, 0.0)
+                limits = max_output_lengths(batch.src_lengths, max_length_ratio, MAX_LENGTH_EXTRA)
+                out = greedy_search(model, batch.src, batch.src_lengths, limits)
+            forced += float(masked_cross_entropy(logits_tf, batch.tgt_out))
+            free += float(masked_cross_entropy(logits_free, batch.tgt_out))
+            tokens += batch.n_tokens
+            for i, ids in zip(batch.indices.tolist(), out, strict=True):
+                hyps[i] = valid.detokenize(tgt_decode(ids))
+    bleu = sacrebleu.corpus_bleu(hyps, [valid.refs])
+    return {
+        "valid_loss": forced / max(tokens, 1),
+        "valid_loss_free": free / max(tokens, 1),
+        "valid_bleu": float(bleu.score),
+    }
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), Python and NumPy global RNG states, as weights_only-safe data."""
+    version, py_state, gauss = random.getstate()
+    kind, np_keys, np_pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [version, list(py_state), gauss],
+        "numpy": [kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, has_gauss, cached],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short digest of JSON-able ``parts``: what a checkpoint must match to be resumed."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def resume_fingerprint(params: TrainParams, *parts: Any) -> str:
+    """Fingerprint of a run, ``epochs`` left out: a finished run resumes to train longer."""
+    return fingerprint(params.model_dump(exclude={"epochs"}), *parts)
+
+
+@dataclass
+class FitState:
+    """What the loop carries from epoch to epoch (and into ``last.pt``)."""
+
+    epoch: int = 0  # epochs completed
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FitResult:
+    state: FitState
+    best: EpochRecord  # the history record of the best epoch
+
+    def summary(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "best_epoch": s.best_epoch,
+            "final_epoch": s.epoch,
+            "stopped_early": s.stopped_early,
+            "best": {k: v for k, v in self.best.items() if k.startswith("valid_")},
+            "final": {k: v for k, v in s.history[-1].items() if k.startswith("valid_")},
+            "train_seconds": round(s.train_seconds, 1),
+            "train_tokens_per_s": round(s.train_tokens / max(s.train_seconds, 1e-9), 1),
+        }
+
+
+def _improved(metric: str, value: float, best: float | None, min_delta: float) -> bool:
+    if best is None:
+        return True
+    if metric == "valid_bleu":
+        return value > best + min_delta
+    return value < best - min_delta
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def fit(
+    model: Seq2Seq,
+    train: TokenizedPairs,
+    valid: ValidSet,
+    tgt_decode: Callable[[list[int]], str],
+    params: TrainParams,
+    *,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    out_dir: str | Path,
+    payload: Callable[[], dict[str, Any]],
+    run_id: str,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    resume: bool = True,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``model`` (already on ``device``) for up to ``params.epochs`` epochs.
+
+    After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
+    the early-stopping metric improved and ``out_dir/last.pt`` (with the training state).
+    ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
+    see :func:`nmt.checkpoint.model_payload`). With ``resume``, a ``last.pt`` whose
+    ``run_id`` matches is continued; its history is replayed through ``on_epoch`` first, so
+    a logger ends up with the same records as in an uninterrupted run.
+    """
+    out = Path(out_dir)
+    optimizer = build_optimizer(model, params)
+    scheduler = build_scheduler(optimizer, params.lr_schedule)
+    state = FitState()
+    if resume:
+        state = _try_resume(out / "last.pt", run_id, model, optimizer, scheduler, device)
+        for record in state.history:
+            if on_epoch is not None:
+                on_epoch(record)
+    step_scheduler = scheduler if isinstance(scheduler, LambdaLR) else None
+    stop = params.early_stopping
+    while state.epoch < params.epochs and not state.stopped_early:
+        epoch = state.epoch
+        ratio = teacher_forcing_ratio(params.teacher_forcing, epoch)
+        lr = current_lr(optimizer)
+        batches = make_batches(
+            train.src_lengths,
+            train.tgt_lengths,
+            batch_tokens=params.batch_tokens,
+            batch_size=params.batch_size,
+            bucket_pool=params.bucket_pool,
+            seed=seed,
+            epoch=epoch,
+        )
+        stats = train_epoch(
+            model, train, batches, optimizer, step_scheduler=step_scheduler, params=params,
+            ratio=ratio, device=device, dtype=dtype, progress=progress,
+        )  # fmt: skip
+        scores = validate(
+            model, valid, tgt_decode, device=device, dtype=dtype,
+            batch_size=params.valid_batch_size, max_length_ratio=params.max_length_ratio,
+        )  # fmt: skip
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(scores["valid_loss"])
+        record: EpochRecord = {
+            "epoch": epoch + 1,
+            "train_loss": stats["loss"],
+            **scores,
+            "teacher_forcing": ratio,
+            "lr": lr,
+            "tokens_per_s": stats["tokens"] / max(stats["seconds"], 1e-9),
+        }
+        state.epoch = epoch + 1
+        state.history.append(record)
+        state.train_seconds += stats["seconds"]
+        state.train_tokens += int(stats["tokens"])
+        log.info(_format_record(record))
+        value = scores[stop.metric]
+        if _improved(stop.metric, value, state.best_value, stop.min_delta):
+            state.best_value, state.best_epoch, state.bad_epochs = value, epoch + 1, 0
+            save_checkpoint(out / "best.pt", {**payload(), "metrics": record})
+        else:
+            state.bad_epochs += 1
+            state.stopped_early = state.bad_epochs >= stop.patience
+        if on_epoch is not None:
+            on_epoch(record)
+        save_checkpoint(
+            out / "last.pt",
+            {
+                **payload(),
+                "metrics": record,
+                "training": {
+                    "run_id": run_id,
+                    "fit": state.to_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler_state(scheduler),
+                    "rng": rng_state(),
+                },
+            },
+        )
+    best = state.history[state.best_epoch - 1] if state.history else {}
+    return FitResult(state=state, best=best)
+
+
+def _try_resume(
+    path: Path,
+    run_id: str,
+    model: Seq2Seq,
+    optimizer: Optimizer,
+    scheduler: Scheduler | None,
+    device: torch.device,
+) -> FitState:
+    """Load ``path`` into model/optimizer/scheduler/RNG when it belongs to this run."""
+    if not path.is_file():
+        return FitState()
+    ckpt = read_checkpoint(path)
+    training = ckpt.get("training") or {}
+    if training.get("run_id") != run_id:
+        log.info("%s belongs to another configuration; training from scratch", path)
+        return FitState()
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(training["optimizer"])
+    load_scheduler_state(scheduler, training["scheduler"])
+    set_rng_state(training["rng"])
+    state = FitState(**training["fit"])
+    log.info("resuming from %s after epoch %d", path, state.epoch)
+    return state
+
+
+def _format_record(r: EpochRecord) -> str:
+    return (
+        f"epoch {int(r['epoch'])}: train {r['train_loss']:.3f} | valid {r['valid_loss']:.3f} "
+        f"(free {r['valid_loss_free']:.3f}) | BLEU {r['valid_bleu']:.2f} | "
+        f"tf {r['teacher_forcing']:.2f} | lr {r['lr']:.2e} | {r['tokens_per_s']:.0f} tok/s"
+    )
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))

@@ -1,0 +1,114 @@
+"""DVC stage `train` (one per model): train ``models.<name>`` on the prepared data.
+
+Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``train``.
+Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``) and
+``<out>/last.pt`` (last epoch, with the state to resume from), per-epoch dvclive logs in
+``<live>`` and a summary JSON. A run interrupted midway resumes from ``last.pt`` when it
+was written under the same params (``--fresh`` ignores it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+import torch
+from dvclive import Live
+
+from nmt.batching import read_split
+from nmt.checkpoint import CheckpointError, model_payload
+from nmt.config import ParamsError, load_params
+from nmt.data.normalize import Normalizer
+from nmt.device import DeviceError, describe, resolve_device, resolve_precision
+from nmt.models import build_model, count_parameters
+from nmt.training import ValidSet, fit, resume_fingerprint
+from nmt.utils import set_seed, write_json
+from nmt.vocab import VocabError, load_tokenizers
+
+PathOpt = click.Path(path_type=Path)
+
+
+@click.command()
+@click.option("--model", "name", required=True, help="A key of params.yaml's models.")
+@click.option("--prepared", type=PathOpt, required=True, help="train/valid.parquet folder.")
+@click.option("--vocab", type=PathOpt, required=True, help="src.json/tgt.json folder.")
+@click.option("--out", type=PathOpt, required=True, help="Folder for best.pt and last.pt.")
+@click.option("--metrics", type=PathOpt, required=True, help="Summary JSON to write.")
+@click.option("--live", type=PathOpt, required=True, help="dvclive folder (per-epoch logs).")
+@click.option("--fresh", is_flag=True, help="Ignore a resumable last.pt.")
+@click.option("--progress/--no-progress", default=False, help="Show a progress bar.")
+def main(
+    name: str, prepared: Path, vocab: Path, out: Path, metrics: Path, live: Path,
+    fresh: bool, progress: bool,
+) -> None:  # fmt: skip
+    """Train one model of params.yaml's `models` section."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        params = load_params("params.yaml")
+        if name not in params.models:
+            raise ParamsError(f"params.yaml: models.{name} is not defined")
+        mp, tp = params.models[name], params.train
+        seed = set_seed(params.seed)
+        device = resolve_device(tp.device)
+        dtype = resolve_precision(tp.precision, device)
+        src_tok, tgt_tok = load_tokenizers(vocab)
+        train, _ = read_split(
+            prepared / "train.parquet", src_tok, tgt_tok, sample=tp.max_train_pairs, seed=seed
+        )
+        valid_pairs, refs = read_split(
+            prepared / "valid.parquet", src_tok, tgt_tok, head=tp.valid_sentences
+        )
+        normalize = params.prepare.normalize
+        valid = ValidSet(valid_pairs, refs, Normalizer(normalize).detokenize)
+        model = build_model(mp, len(src_tok), len(tgt_tok)).to(device)
+        run_id = resume_fingerprint(
+            tp, seed, mp.model_dump(), src_tok.to_state(), tgt_tok.to_state(), len(train)
+        )
+
+        def payload() -> dict:
+            return model_payload(
+                model, src_tok, tgt_tok, normalize, params.data.src_lang, params.data.tgt_lang
+            )
+
+        click.echo(
+            f"{name}: {count_parameters(model):,} parameters, {len(train):,} training pairs, "
+            f"{len(refs)} validation pairs, {describe(device, dtype)}"
+        )
+        start = time.perf_counter()
+        with Live(dir=str(live), dvcyaml=None, save_dvc_exp=False, report=None) as logger:
+
+            def on_epoch(record: dict[str, float]) -> None:
+                logger.step = int(record["epoch"])
+                for key, value in record.items():
+                    if key != "epoch":
+                        logger.log_metric(key, value)
+                logger.make_summary()
+
+            result = fit(
+                model, train, valid, tgt_tok.decode, tp, seed=seed, device=device,
+                dtype=dtype, out_dir=out, payload=payload, run_id=run_id,
+                on_epoch=on_epoch, resume=not fresh, progress=progress,
+            )  # fmt: skip
+    except (ParamsError, VocabError, DeviceError, CheckpointError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    summary = {
+        "model": name,
+        "parameters": count_parameters(model),
+        "train_pairs": len(train),
+        "valid_pairs": len(refs),
+        "device": describe(device, dtype),
+        "torch_threads": torch.get_num_threads(),
+        **result.summary(),
+    }
+    write_json(metrics, summary)
+    click.echo(
+        f"{name}: best epoch {summary['best_epoch']} of {summary['final_epoch']}, "
+        f"valid BLEU {summary['best']['valid_bleu']:.2f} "
+        f"({time.perf_counter() - start:.0f}s) -> {out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nmt.batching import collate, tokenize_pairs
+from nmt.checkpoint import model_payload
+from nmt.config import ModelParams, TrainParams
+from nmt.config.data import NormalizeParams
+from nmt.config.train import LRScheduleParams
+from nmt.models import build_model
+from nmt.optim import (
+    build_optimizer,
+    build_scheduler,
+    load_scheduler_state,
+    masked_cross_entropy,
+    scheduler_state,
+    warmup_factor,
+)
+from nmt.training import ValidSet, fit, rng_state, set_rng_state
+from nmt.vocab import PAD_ID, SPECIALS, WordTokenizer
+
+DIGITS = WordTokenizer(list(SPECIALS) + [str(i) for i in range(10)])
+CPU = torch.device("cpu")
+
+
+def reversal(n: int, seed: int, lo: int = 2, hi: int = 7) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    src = [" ".join(map(str, rng.integers(0, 10, rng.integers(lo, hi + 1)))) for _ in range(n)]
+    return src, [" ".join(reversed(s.split())) for s in src]
+
+
+def data(n_train: int = 300, n_valid: int = 40, **kw):
+    src, tgt = reversal(n_train, 0, **kw)
+    train = tokenize_pairs(src, tgt, DIGITS, DIGITS)
+    vsrc, vtgt = reversal(n_valid, 1, **kw)
+    return train, ValidSet(tokenize_pairs(vsrc, vtgt, DIGITS, DIGITS), vtgt)
+
+
+def tiny_model(seed: int = 0, **kw):
+    torch.manual_seed(seed)
+    params = ModelParams(**{"embedding_dim": 16, "hidden_dim": 24, "dropout": 0.1, **kw})
+    return build_model(params, len(DIGITS), len(DIGITS))
+
+
+def payload(model):
+    return model_payload(model, DIGITS, DIGITS, NormalizeParams(), "fr", "en")
+
+
+def train_params(**kw) -> TrainParams:
+    base = {"epochs": 3, "batch_tokens": 300, "valid_batch_size": 20, "lr": 3e-3}
+    return TrainParams(**{**base, **kw})
+
+
+def run(tmp_path, params, *, seed=0, on_epoch=None, model_kw=None, resume=True):
+    torch.manual_seed(seed)
+    model = tiny_model(seed, **(model_kw or {}))
+    train, valid = data()
+    result = fit(
+        model, train, valid, DIGITS.decode, params, seed=seed, device=CPU, dtype=None,
+        out_dir=tmp_path, payload=lambda: payload(model),
+        run_id="test", on_epoch=on_epoch, resume=resume,
+    )  # fmt: skip
+    return model, result
+
+
+# ------------------------------------------------------------------------ loss, optim
+
+
+def test_masked_cross_entropy_ignores_padding():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 7)
+    target = torch.tensor([[3, 4, 2, PAD_ID], [5, 2, PAD_ID, PAD_ID]])
+    got = masked_cross_entropy(logits, target)
+    logp = logits.log_softmax(-1)
+    want = -sum(logp[b, t, target[b, t]] for b in range(2) for t in range(4) if target[b, t])
+    torch.testing.assert_close(got, want)
+    # garbage logits under padding change nothing, with or without label smoothing
+    noisy = logits.clone()
+    noisy[0, 3] = 100.0
+    noisy[1, 2:] = -50.0
+    for ls in (0.0, 0.2):
+        torch.testing.assert_close(
+            masked_cross_entropy(noisy, target, ls), masked_cross_entropy(logits, target, ls)
+        )
+    assert masked_cross_entropy(logits, target, 0.2) != got
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "adagrad", "sgd"])
+def test_every_optimizer_reduces_the_loss(name):
+    model = tiny_model(dropout=0.0)
+    train, _ = data(64)
+    batch = collate(train, np.arange(64))
+    opt = build_optimizer(model, train_params(optimizer=name, lr=0.5 if name == "sgd" else 0.01))
+
+    def loss():
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        return masked_cross_entropy(logits, batch.tgt_out) / batch.n_tokens
+
+    before = float(loss().detach())
+    for _ in range(5):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert float(loss().detach()) < before
+
+
+def test_warmup_then_inverse_sqrt_or_constant():
+    p = LRScheduleParams(kind="warmup", warmup_steps=4)
+    assert [warmup_factor(s, p) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert warmup_factor(15, p) == pytest.approx(math.sqrt(4 / 16))
+    flat = LRScheduleParams(kind="warmup", warmup_steps=4, after_warmup="constant")
+    assert warmup_factor(99, flat) == 1.0
+
+
+def test_scheduler_state_survives_a_weights_only_round_trip():
+    model = tiny_model()
+    for kind in ("warmup", "plateau"):
+        params = LRScheduleParams(kind=kind, warmup_steps=10, patience=0)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched = build_scheduler(opt, params)
+        for _ in range(3):
+            opt.step()
+            sched.step(5.0) if kind == "plateau" else sched.step()
+        buf = io.BytesIO()
+        torch.save(scheduler_state(sched), buf)
+        buf.seek(0)
+        state = torch.load(buf, weights_only=True)
+        opt2 = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched2 = build_scheduler(opt2, params)
+        load_scheduler_state(sched2, state)
+        opt2.load_state_dict(opt.state_dict())
+        assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] < 1.0
+    assert build_scheduler(opt, LRScheduleParams(kind="none")) is None
+
+
+def test_rng_state_round_trip_covers_torch_python_numpy():
+    import random
+
+    state = rng_state()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    first = (torch.rand(3), random.random(), np.random.rand())
+    set_rng_state(torch.load(buf, weights_only=True))
+    again = (torch.rand(3), random.random(), np.random.rand())
+    torch.testing.assert_close(first[0], again[0])
+    assert first[1:] == again[1:]
+
+
+# ------------------------------------------------------------------------ the loop
+
+
+def test_same_seed_same_curve(tmp_path):
+    params = train_params(epochs=2, teacher_forcing={"ratio": 0.8})
+    _, a = run(tmp_path / "a", params)
+    _, b = run(tmp_path / "b", params)
+    assert [r["train_loss"] for r in a.state.history] == [r["train_loss"] for r in b.state.history]
+    assert a.state.history[-1]["valid_loss"] == b.state.history[-1]["valid_loss"]
+    _, c = run(tmp_path / "c", params, seed=1)
+    assert c.state.history[0]["train_loss"] != a.state.history[0]["train_loss"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    # Dropout, scheduled sampling and a per-step lr schedule all draw on saved state.
+    params = train_params(
+        epochs=3,
+        teacher_forcing={"ratio": 0.9, "schedule": "linear", "slope": 0.2},
+        lr_schedule={"kind": "warmup", "warmup_steps": 5},
+        early_stopping={"metric": "valid_loss", "patience": 5},
+    )
+    whole, whole_result = run(tmp_path / "whole", params)
+
+    seen = []
+
+    def stop_after_two(record):
+        seen.append(record)
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path / "cut", params, on_epoch=stop_after_two)
+    # best.pt is written before on_epoch; last.pt of epoch 2 is not: we restart after 1.
+    assert read_checkpoint_state(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    replayed = []
+    torch.manual_seed(123)  # whatever the global RNG is now, resuming restores it
+    resumed, resumed_result = run(tmp_path / "cut", params, on_epoch=replayed.append)
+    for name, p in whole.state_dict().items():
+        assert torch.equal(p, resumed.state_dict()[name]), name
+    assert timeless(resumed_result.state.history) == timeless(whole_result.state.history)
+    assert replayed == resumed_result.state.history  # the logger sees every epoch once
+
+
+def timeless(history):
+    return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in history]
+
+
+def read_checkpoint_state(path):
+    return torch.load(path, weights_only=True)["training"]["fit"]
+
+
+def test_a_different_run_id_starts_fresh_and_best_pt_is_written(tmp_path):
+    params = train_params(epochs=1)
+    run(tmp_path, params)
+    model = tiny_model(5)
+    train, valid = data()
+    result = fit(
+        model, train, valid, DIGITS.decode, params, seed=5, device=CPU, dtype=None,
+        out_dir=tmp_path, payload=lambda: payload(model), run_id="other",
+    )  # fmt: skip
+    assert result.state.epoch == 1 and len(result.state.history) == 1
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["metrics"]["epoch"] == 1
+
+
+def test_early_stopping_when_the_metric_stalls(tmp_path):
+    params = train_params(
+        epochs=10,
+        lr=1e-9,
+        early_stopping={"metric": "valid_loss", "patience": 2, "min_delta": 0.01},
+    )
+    _, result = run(tmp_path, params)
+    assert result.state.stopped_early
+    assert result.state.epoch == 3 and result.state.best_epoch == 1
+    summary = result.summary()
+    assert summary["best_epoch"] == 1 and summary["final_epoch"] == 3
+    assert set(summary["best"]) == {"valid_loss", "valid_loss_free", "valid_bleu"}
