@@ -264,7 +264,7 @@ def test_download_corpora_extracts_members_and_writes_the_manifest(tmp_path: Pat
     assert manifest == {
         "toy": {
             "url": "https://data.example.org/toy.zip",
-            "source": "https://data.example.org/toy.zip",
+            "source": "network",
             "sha256": hashlib.sha256(archive).hexdigest(),
             "bytes": len(archive),
             "members": ["set/pairs.txt"],

@@ -37,8 +37,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tracked project with the tiny profile applied, reproduced once."""
     dest = tmp_path_factory.mktemp("pipeline") / "repo"
     files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-        text=True, check=True,
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     for rel in filter(None, files):
         src = ROOT / rel

@@ -313,7 +313,7 @@ def download_corpora(
     """Fetch each corpus and extract its members to ``out_dir/<name>/<member path>``.
 
     Writes ``out_dir/manifest.json`` and returns it: per corpus name, ``url``,
-    ``source`` (the mirror file or the url it was fetched from), ``sha256`` and
+    ``source`` (``mirror`` or ``network``), ``sha256`` and
     ``bytes`` of the archive, and the extracted ``members``. Archives are fetched into
     a temporary folder inside ``out_dir`` and deleted once extracted. A checksum pinned
     in ``params.checksums`` (else the registry's) must match.
@@ -343,7 +343,9 @@ def download_corpora(
                 )
             manifest[corpus.name] = {
                 "url": got.url,
-                "source": got.source,
+                # "mirror" or "network", not the mirror's path: where the mirror lives
+                # must not change data/raw (and so every stage after it).
+                "source": "network" if got.source == got.url else "mirror",
                 "sha256": got.sha256,
                 "bytes": got.bytes,
                 "members": members,

@@ -8,8 +8,9 @@ before the stage does any work. Library code receives these objects, never the f
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -55,9 +56,6 @@ class Params(BaseModel):
     evaluate: EvaluateParams = EvaluateParams()
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
 def _format_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid parameters in {source}:"]
     for e in err.errors():
@@ -77,8 +75,15 @@ def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
         raise ParamsError(_format_error(err, source)) from None
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Read and validate ``path``; raise :class:`ParamsError` naming the bad key."""
+def load_params(
+    path: str | os.PathLike[str] = "params.yaml", sections: Iterable[str] | None = None
+) -> Params:
+    """Read and validate ``path``; raise :class:`ParamsError` naming the bad key.
+
+    With ``sections``, only those top-level sections are validated (the rest take their
+    defaults): a stage checks exactly the params it declares in dvc.yaml, so a mistake in
+    a section it does not read cannot stop it. Unknown top-level keys are always errors.
+    """
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -88,4 +93,10 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
         raise ParamsError(f"{p}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{p}: expected a mapping at the top level")
+    if sections is not None:
+        wanted = set(sections)
+        unknown = (set(raw) | wanted) - set(Params.model_fields)
+        if unknown:
+            raise ParamsError(f"invalid parameters in {p}:\n  {sorted(unknown)[0]}: unknown key")
+        raw = {k: v for k, v in raw.items() if k in wanted}
     return parse_params(raw, str(p))

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nmt.config import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.src_lang == "fr" and params.models
+
+
+@pytest.mark.parametrize(
+    ("bad", "key", "says"),
+    [
+        ({"prepare": {"filters": {"max_tokens": -3}}}, "prepare.filters.max_tokens", "greater"),
+        ({"vocab": {"kind": "bytes"}}, "vocab.kind", "'word', 'char' or 'subword'"),
+        ({"vocab": {"sise": 3}}, "vocab.sise", "unknown key"),
+        ({"data": {"corpora": ["nope"]}}, "data.corpora", "unknown corpus 'nope'"),
+        ({"data": {"src_lang": "es", "corpora": ["europarl"]}}, "data.corpora", "no es-en"),
+        ({"data": {"test_sets": ["tatoeba"]}}, "data.test_sets", "not a test corpus"),
+        ({"data": {"tgt_lang": "fr"}}, "data.tgt_lang", "differ"),
+        ({"models": {"m": {"hidden_dim": "big"}}}, "models.m.hidden_dim", "integer"),
+        ({"seed": "x"}, "seed", "integer"),
+        ({"extra": 1}, "extra", "unknown key"),
+    ],
+)
+def test_bad_params_name_the_key(bad, key, says):
+    with pytest.raises(ParamsError) as err:
+        parse_params(bad, "params.yaml")
+    assert f"{key}:" in str(err.value) and says in str(err.value)
+
+
+def test_sections_validate_only_what_a_stage_reads(tmp_path):
+    path = write(tmp_path, {"data": {"src_lang": "fr"}, "vocab": {"kind": "bytes"}})
+    assert load_params(path, sections=["data"]).data.src_lang == "fr"
+    with pytest.raises(ParamsError, match="vocab.kind"):
+        load_params(path, sections=["data", "vocab"])
+    with pytest.raises(ParamsError, match="typo: unknown key"):
+        load_params(write(tmp_path, {"typo": 1}), sections=["data"])
+
+
+def test_unreadable_files_are_named(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
