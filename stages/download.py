@@ -41,7 +41,7 @@ def main(out: Path, progress: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     try:
-        params = load_params("params.yaml")
+        params = load_params("params.yaml", sections=["data", "download"])
         mirror = mirror_from_env(os.environ)
         corpora = selected_corpora(params.data)
         with atomic_path(out) as tmp:
