@@ -1,0 +1,108 @@
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from nmt.checkpoint import load_model
+from nmt.vocab import SPECIALS, WordTokenizer, save_tokenizers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+import train as train_stage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reversal(n: int, seed: int) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    src = [" ".join(map(str, rng.integers(0, 10, rng.integers(2, 6)))) for _ in range(n)]
+    tgt = [" ".join(reversed(s.split())) for s in src]
+    return {"src": src, "tgt": tgt, "ref": tgt}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    prepared = tmp_path / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    for split, n, seed in (("train", 200, 0), ("valid", 30, 1)):
+        pq.write_table(pa.table(reversal(n, seed)), prepared / f"{split}.parquet")
+    tok = WordTokenizer(list(SPECIALS) + [str(i) for i in range(10)])
+    save_tokenizers(tmp_path / "data" / "vocab", tok, tok)
+    params = {
+        "seed": 3,
+        "models": {"attention": {"embedding_dim": 16, "hidden_dim": 16, "dropout": 0.0}},
+        "train": {"epochs": 2, "batch_tokens": 200, "valid_sentences": 20},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+ARGS = [
+    "--model", "attention", "--prepared", "data/prepared", "--vocab", "data/vocab",
+    "--out", "models/attention", "--metrics", "metrics/train/attention.json",
+    "--live", "metrics/train/attention",
+]  # fmt: skip
+
+
+def invoke(*extra):
+    return CliRunner().invoke(train_stage.main, [*ARGS, *extra], catch_exceptions=False)
+
+
+def test_stage_writes_checkpoints_metrics_and_curves(workdir):
+    result = invoke()
+    assert result.exit_code == 0, result.output
+    summary = json.loads((workdir / "metrics/train/attention.json").read_text())
+    assert summary["final_epoch"] == 2 and summary["model"] == "attention"
+    assert summary["parameters"] > 0 and summary["train_tokens_per_s"] > 0
+    assert set(summary["best"]) == {"valid_loss", "valid_loss_free", "valid_bleu"}
+    curve = (workdir / "metrics/train/attention/plots/metrics/valid_bleu.tsv").read_text()
+    assert curve.splitlines()[0] == "step\tvalid_bleu" and len(curve.splitlines()) == 3
+    for name in ("train_loss", "valid_loss_free", "teacher_forcing", "lr", "tokens_per_s"):
+        assert (workdir / f"metrics/train/attention/plots/metrics/{name}.tsv").is_file()
+    assert not (workdir / "dvc.yaml").exists()  # dvclive must not write one
+    loaded = load_model(workdir / "models/attention")  # best.pt, self-describing
+    assert loaded.src_lang == "fr" and loaded.model.params.hidden_dim == 16
+    last = torch.load(workdir / "models/attention/last.pt", weights_only=True)
+    assert last["training"]["fit"]["epoch"] == 2
+
+
+def test_stage_resumes_to_train_longer_and_fresh_starts_over(workdir, caplog):
+    assert invoke().exit_code == 0
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["train"]["epochs"] = 3
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    caplog.set_level(logging.INFO, logger="nmt.training")
+    assert invoke().exit_code == 0
+    assert "resuming from models/attention/last.pt after epoch 2" in caplog.text
+    curve = (workdir / "metrics/train/attention/plots/metrics/train_loss.tsv").read_text()
+    assert [line.split("\t")[0] for line in curve.splitlines()] == ["step", "1", "2", "3"]
+    params["train"]["lr"] = 0.01  # other params: last.pt does not belong to this run
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert invoke().exit_code == 0
+    last = torch.load(workdir / "models/attention/last.pt", weights_only=True)
+    assert last["training"]["fit"]["epoch"] == 3
+    assert len(last["training"]["fit"]["history"]) == 3
+
+
+def test_unknown_model_is_a_clear_error(workdir):
+    result = CliRunner().invoke(train_stage.main, [*ARGS[:1], "nope", *ARGS[2:]])
+    assert result.exit_code != 0 and "models.nope" in result.output
+
+
+def test_dvc_yaml_train_stage_lists_what_the_stage_reads():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    train = stages["train"]["do"]
+    assert train["params"] == [
+        "seed", "data.src_lang", "data.tgt_lang", "prepare.normalize", "models.${key}", "train",
+    ]  # fmt: skip
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in train["outs"]]
+    assert outs == ["models/${key}", "metrics/train/${key}"]
+    assert train["outs"][0]["models/${key}"]["persist"] is True
