@@ -1,0 +1,108 @@
+"""Benchmark decoding throughput on CPU: batched vs one sentence at a time, greedy and beam.
+
+    python benchmarks/bench_decode.py                        # defaults below
+    python benchmarks/bench_decode.py --sentences 256 --sequential 32 --threads 1
+
+The model is the trained ``models/attention/best.pt`` when it exists, else a freshly
+built attention model of the default size (``ModelParams()``: 256-d GRU, Bahdanau
+attention) with 8,000-token vocabularies; the output says which. Sentences are the first
+``--sentences`` of ``data/prepared/test.parquet`` when it exists (tokenised with the
+checkpoint's tokenizer), else synthetic id sequences of 5-40 tokens. An untrained model
+rarely emits ``<eos>``, so its outputs run to the length cap: slower per sentence than a
+trained model, but the same work for both ways of batching.
+
+Prints sentences per second for batched greedy search, greedy one sentence at a time
+(on the first ``--sequential`` sentences), and batched beam search. No asserts on time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from nmt.checkpoint import load_model
+from nmt.config import ModelParams
+from nmt.decoding import SearchSettings
+from nmt.models import Seq2Seq, build_model
+from nmt.translate import decode_ids
+
+CPU = torch.device("cpu")
+
+
+def _model(checkpoint: Path) -> tuple[Seq2Seq, object | None, str]:
+    if checkpoint.is_file():
+        loaded = load_model(checkpoint, CPU)
+        return loaded.model, loaded.src_tokenizer, f"trained checkpoint {checkpoint}"
+    torch.manual_seed(0)
+    model = build_model(ModelParams(), 8000, 8000).eval()
+    return model, None, "freshly built ModelParams() attention model (untrained, 8000/8000 vocab)"
+
+
+def _sentences(test: Path, tokenizer: object | None, n: int) -> tuple[list[list[int]], str]:
+    if tokenizer is not None and test.is_file():
+        texts = pq.read_table(test, columns=["src"]).column("src").to_pylist()[:n]
+        ids = tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
+        return [s for s in ids if s], f"{test} (first {n})"
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 41, n)
+    ids = [rng.integers(4, 8000, int(k)).tolist() for k in lengths]
+    return ids, f"synthetic, {n} sentences of 5-40 tokens"
+
+
+def _rate(fn: Callable[[], object], count: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return count / seconds, seconds
+
+
+@click.command()
+@click.option("--checkpoint", type=Path, default=Path("models/attention/best.pt"))
+@click.option("--test", type=Path, default=Path("data/prepared/test.parquet"))
+@click.option("--sentences", type=int, default=512, show_default=True)
+@click.option(
+    "--sequential",
+    type=int,
+    default=64,
+    show_default=True,
+    help="How many sentences to decode one at a time.",
+)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--beam", type=int, default=5, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+def main(
+    checkpoint: Path, test: Path, sentences: int, sequential: int, batch_size: int, beam: int,
+    threads: int,
+) -> None:  # fmt: skip
+    """Print decoding throughput (sentences per second) on CPU."""
+    torch.set_num_threads(threads)
+    model, tokenizer, what = _model(checkpoint)
+    ids, source = _sentences(test, tokenizer, sentences)
+    greedy, beamed = SearchSettings(beam_size=1), SearchSettings(beam_size=beam)
+    click.echo(f"model: {what}")
+    click.echo(
+        f"data: {source}; {len(ids)} sentences, mean {np.mean([len(s) for s in ids]):.1f} tokens"
+    )
+    click.echo(f"torch threads: {threads}, batch size {batch_size}")
+
+    decode_ids(model, ids[:8], greedy, CPU, batch_size)  # warm-up
+    batched, b_s = _rate(lambda: decode_ids(model, ids, greedy, CPU, batch_size), len(ids))
+    few = ids[:sequential]
+    single, s_s = _rate(lambda: decode_ids(model, few, greedy, CPU, 1), len(few))
+    beam_rate, beam_s = _rate(lambda: decode_ids(model, ids, beamed, CPU, batch_size), len(ids))
+    click.echo(f"greedy, batched:           {batched:8.1f} sent/s ({len(ids)} in {b_s:.2f}s)")
+    click.echo(f"greedy, one at a time:     {single:8.1f} sent/s ({len(few)} in {s_s:.2f}s)")
+    click.echo(f"speed-up of batching:      {batched / single:8.1f}x")
+    click.echo(
+        f"beam {beam}, batched:          {beam_rate:8.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
