@@ -1,0 +1,109 @@
+"""Per-chunk processing: hashing, split assignment and the chunk processor."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from nmt.config.data import FilterParams, NormalizeParams
+from nmt.data.filters import CODES, KEPT
+from nmt.data.process import (
+    ChunkProcessor,
+    _may_hold_invalid,
+    assign_splits,
+    pair_hash,
+    seed_key,
+    text_hash,
+)
+from nmt.data.readers import Chunk
+
+
+def test_text_hash_is_keyed_blake2b_and_pinned() -> None:
+    h = text_hash(["hello", "été"], seed_key(1234))
+    assert h.dtype == np.uint64
+    want = hashlib.blake2b(b"hello", digest_size=8, key=b"1234").digest()
+    assert int(h[0]) == int.from_bytes(want, "little")
+    # pinned: a change here silently moves sentences between splits
+    assert int(h[0]) == 0x1A14C12346E0E9C6
+    assert text_hash(["hello"], seed_key(1235))[0] != h[0]
+    assert len(text_hash([], seed_key(1))) == 0
+
+
+def test_pair_hash_depends_on_order_and_both_sides() -> None:
+    a, b = text_hash(["un", "one"], b"k")
+    assert pair_hash(np.array([a]), np.array([b])) != pair_hash(np.array([b]), np.array([a]))
+    assert pair_hash(np.array([a]), np.array([a])) != pair_hash(np.array([a]), np.array([b]))
+
+
+def test_assign_splits_fractions_and_determinism() -> None:
+    hashes = np.random.default_rng(0).integers(0, 2**64, 100_000, dtype=np.uint64)
+    splits = assign_splits(hashes, valid=0.1, test=0.05)
+    counts = np.bincount(splits, minlength=3) / len(hashes)
+    assert counts == pytest.approx([0.85, 0.1, 0.05], abs=0.005)
+    assert np.array_equal(splits, assign_splits(hashes.copy(), valid=0.1, test=0.05))
+
+
+def test_assign_splits_extremes() -> None:
+    hashes = np.array([0, 2**64 - 1], dtype=np.uint64)
+    assert assign_splits(hashes, 0.02, 0.02).tolist() == [2, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Élève – «ça» 日本\tok\r\n", False),
+        ("nul\x00", True),
+        ("bell\x07", True),
+        ("nel\x85", True),
+        ("bad\ufffd", True),
+    ],
+)
+def test_may_hold_invalid_sees_every_invalid_character(text: str, expected: bool) -> None:
+    assert _may_hold_invalid(Chunk(f"a\t{text}\n".encode())) is expected
+    assert _may_hold_invalid(Chunk(b"a\n", f"{text}\n".encode())) is expected
+
+
+def test_sgml_chunks_are_always_checked() -> None:
+    assert _may_hold_invalid(Chunk(b"a\n", b"b\n", html=True))
+
+
+def processor(**filters: object) -> ChunkProcessor:
+    return ChunkProcessor(
+        NormalizeParams(lowercase=True), FilterParams(**filters), seed=1, english_side="tgt"
+    )
+
+
+def test_processor_codes_every_line_and_keeps_the_rest() -> None:
+    data = (
+        b"Bonjour  le monde\tHello   World\n"
+        b"nul\x00\tnul\n"
+        b"vide\t   \n"
+        b"un deux trois quatre\tone\n"
+        b"Paris\tparis\n"
+        b"pas de tabulation\n"
+    )
+    res = processor(max_tokens=3)(Chunk(data, columns=(0, 1)))
+    names = {v: k for k, v in CODES.items()} | {KEPT: "kept"}
+    assert [names[c] for c in res.codes.tolist()] == [
+        "kept",
+        "invalid_chars",
+        "empty",
+        "too_long",
+        "identical",
+        "bad_columns",
+    ]
+    assert res.src.to_pylist() == ["bonjour le monde"]
+    assert res.tgt.to_pylist() == ["hello world"]
+    assert res.ref.to_pylist() == ["Hello   World"]  # as read, only trimmed
+    assert res.src_hash.tolist() == text_hash(["bonjour le monde"], seed_key(1)).tolist()
+
+
+def test_processor_test_set_mode_drops_only_empty_and_invalid() -> None:
+    long = " ".join(["mot"] * 80)
+    data = f"{long}\tword\nParis\tParis\nvide\t\nnul\x00\tx\n".encode()
+    res = processor(max_tokens=3)(Chunk(data), test_set=True)
+    assert res.codes.tolist() == [KEPT, KEPT, CODES["empty"], CODES["invalid_chars"]]
+    assert res.src.to_pylist() == [long, "paris"]
+    assert res.ref.to_pylist() == ["word", "Paris"]
