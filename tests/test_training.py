@@ -231,3 +231,22 @@ def test_early_stopping_when_the_metric_stalls(tmp_path):
     summary = result.summary()
     assert summary["best_epoch"] == 1 and summary["final_epoch"] == 3
     assert set(summary["best"]) == {"valid_loss", "valid_loss_free", "valid_bleu"}
+
+
+def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path):
+    from nmt.checkpoint import load_model
+    from nmt.decoding import greedy_search
+
+    torch.manual_seed(0)
+    model = tiny_model(0, embedding_dim=32, hidden_dim=64, dropout=0.0)
+    train, valid = data(3000, 200, lo=3, hi=8)
+    params = train_params(epochs=6, batch_tokens=800, lr=3e-3, valid_batch_size=200)
+    result = fit(
+        model, train, valid, DIGITS.decode, params, seed=0, device=CPU, dtype=None,
+        out_dir=tmp_path, payload=lambda: payload(model), run_id="reverse",
+    )  # fmt: skip
+    best = load_model(tmp_path).model  # best.pt, by validation BLEU
+    batch = collate(valid.pairs, np.arange(len(valid.refs)))
+    out = greedy_search(best, batch.src, batch.src_lengths, 12)
+    exact = np.mean([DIGITS.decode(o) == ref for o, ref in zip(out, valid.refs, strict=True)])
+    assert exact >= 0.95, (exact, [round(r["valid_bleu"], 1) for r in result.state.history])
