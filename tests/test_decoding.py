@@ -169,6 +169,8 @@ def test_beam_handles_caps_empty_sources_and_tiny_vocab():
     hyps = beam_search(model, src, lengths, torch.tensor([3, 9, 5]), beam_size=3)
     assert [len(h) for h in hyps] == [3, 0, 5]
     assert all(EOS_ID not in h for h in hyps)
+    assert beam_search(model, src[:0], lengths[:0], 5, beam_size=3) == []
+    assert beam_search(model, src, torch.zeros(3, dtype=torch.long), 5, beam_size=3) == [[]] * 3
 
 
 def test_length_penalty_and_limits():

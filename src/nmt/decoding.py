@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nmt.models import Seq2Seq
+from nmt.models import EncoderOutput, RNNState, Seq2Seq
 
 # The special ids every vocabulary reserves (the same values as nmt.vocab).
 PAD_ID, SOS_ID, EOS_ID = 0, 1, 2
@@ -179,6 +179,35 @@ def _has_attention(model: Seq2Seq) -> bool:
     return model.params.attention != "none"
 
 
+@dataclass
+class _Beams:
+    """The live part of a beam search over the n sentences still searching.
+
+    state/enc: n*K rows; scores: (n, K) cumulative log-probabilities (-inf: an empty
+    slot); seqs: (n*K, t) tokens so far; prev: (n*K,) last tokens; active: the original
+    batch index of each of the n sentences.
+    """
+
+    state: RNNState
+    enc: EncoderOutput
+    scores: Tensor
+    seqs: Tensor
+    prev: Tensor
+    active: list[int]
+
+    def keep(self, model: Seq2Seq, keep_j: list[int], k: int) -> None:
+        """Keep only sentences ``keep_j`` (positions among the n), all K rows of each."""
+        keep = torch.tensor(keep_j, device=self.scores.device)
+        rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)
+        self.state, self.enc = model.reorder(self.state, self.enc, rows)
+        self.scores = self.scores.index_select(0, keep)
+        self.seqs, self.prev = self.seqs.index_select(0, rows), self.prev[rows]
+        self.active = [self.active[j] for j in keep_j]
+
+
+Finished = list[list[tuple[float, list[int]]]]  # per sentence: (normalised score, tokens)
+
+
 @torch.inference_mode()
 def beam_search(
     model: Seq2Seq,
@@ -202,73 +231,65 @@ def beam_search(
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     b, k = src.size(0), beam_size
-    limits = _limits(max_len, src_lengths)
-    if b == 0 or int(limits.max()) == 0:
+    limits = _limits(max_len, src_lengths).tolist()
+    finished: Finished = [[(0.0, [])] if cap == 0 else [] for cap in limits]
+    if b == 0 or max(limits) == 0:
         return [[] for _ in range(b)]
     device = src.device
     enc, state = _encode(model, src, src_lengths)
     state, enc = model.reorder(state, enc, torch.arange(b, device=device).repeat_interleave(k))
-    # scores: (n, K) cumulative log-probabilities of the live hypotheses of the n sentences
-    # still searching; only the first beam starts alive, so step 0 does not pick K copies.
     scores = torch.full((b, k), -math.inf, device=device)
-    scores[:, 0] = 0.0
-    seqs = torch.zeros(b * k, 0, dtype=torch.long, device=device)  # (n*K, t)
-    prev = torch.full((b * k,), SOS_ID, dtype=torch.long, device=device)
-    active = list(range(b))  # original index of each sentence still searching
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
-    for i in range(b):
-        if limits[i] == 0:
-            finished[i].append((0.0, []))
-    active = [i for i in active if limits[i] > 0]
-    if len(active) < b:
-        keep = torch.tensor(active, device=device)
-        state, enc, scores, seqs, prev = _select(model, state, enc, scores, seqs, prev, keep, k)
-    for t in range(int(limits.max())):
-        logits, state, _ = model.decode_step(prev, state, enc)
-        n, v = len(active), logits.size(-1)
-        logp = torch.log_softmax(_forbid_specials(logits.float()), dim=-1).view(n, k, v)
-        cand = (scores.unsqueeze(-1) + logp).view(n, k * v)
-        top_scores, top_ix = cand.topk(min(2 * k, k * v), dim=-1)  # (n, 2K), best first
-        beam, token = top_ix // v, top_ix % v
-        is_eos = token == EOS_ID
-        _collect(finished, active, seqs, k, beam, is_eos, top_scores, t, alpha)
-        # The K best extensions that do not end the hypothesis stay alive.
-        alive_scores = top_scores.masked_fill(is_eos, -math.inf)
-        alive_scores, pick = alive_scores.topk(k, dim=-1)  # (n, K)
-        beam, token = beam.gather(1, pick), token.gather(1, pick)
-        rows = (torch.arange(n, device=device)[:, None] * k + beam).view(-1)
-        seqs = torch.cat([seqs.index_select(0, rows), token.view(-1, 1)], dim=1)
-        state, enc = model.reorder(state, enc, rows)
-        scores, prev = alive_scores, token.view(-1)
+    scores[:, 0] = 0.0  # one live hypothesis per sentence at first, not K copies of it
+    beams = _Beams(
+        state=state,
+        enc=enc,
+        scores=scores,
+        seqs=torch.zeros(b * k, 0, dtype=torch.long, device=device),
+        prev=torch.full((b * k,), SOS_ID, dtype=torch.long, device=device),
+        active=list(range(b)),
+    )
+    if any(cap == 0 for cap in limits):
+        beams.keep(model, [j for j, cap in enumerate(limits) if cap > 0], k)
+    for t in range(max(limits)):
+        _step(model, beams, finished, k, t, alpha)
+        alive = beams.scores.isfinite().any(dim=1).tolist()
         done = [
             j
-            for j, i in enumerate(active)
-            if len(finished[i]) >= k or limits[i] <= t + 1 or not bool(scores[j].isfinite().any())
+            for j, i in enumerate(beams.active)
+            if len(finished[i]) >= k or limits[i] <= t + 1 or not alive[j]
         ]
         if not done:
             continue
-        for j in done:
-            i = active[j]
-            if len(finished[i]) < k:  # at its cap: finish the live hypotheses as they are
-                for beam_j in range(k):
-                    s = float(scores[j, beam_j])
-                    if math.isfinite(s):
-                        hyp = seqs[j * k + beam_j].tolist()
-                        finished[i].append((s / length_penalty(len(hyp), alpha), hyp))
-        done_set = set(done)
-        keep_j = [j for j in range(n) if j not in done_set]
+        _finish_live(beams, finished, done, k, alpha)
+        keep_j = sorted(set(range(len(beams.active))) - set(done))
         if not keep_j:
             break
-        active = [active[j] for j in keep_j]
-        keep = torch.tensor(keep_j, device=device)
-        state, enc, scores, seqs, prev = _select(model, state, enc, scores, seqs, prev, keep, k)
+        beams.keep(model, keep_j, k)
     return [max(f, key=lambda h: h[0])[1] if f else [] for f in finished]
 
 
+def _step(model: Seq2Seq, beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
+    """Advance every live hypothesis by one token; finish those that chose ``<eos>``."""
+    logits, state, _ = model.decode_step(beams.prev, beams.state, beams.enc)
+    n, v = len(beams.active), logits.size(-1)
+    logp = torch.log_softmax(_forbid_specials(logits.float()), dim=-1).view(n, k, v)
+    cand = (beams.scores.unsqueeze(-1) + logp).view(n, k * v)
+    top_scores, top_ix = cand.topk(min(2 * k, k * v), dim=-1)  # (n, 2K), best first
+    beam, token = top_ix // v, top_ix % v
+    is_eos = token == EOS_ID
+    _collect(finished, beams, k, beam, is_eos, top_scores, t, alpha)
+    # The K best extensions that do not end the hypothesis stay alive.
+    alive_scores, pick = top_scores.masked_fill(is_eos, -math.inf).topk(k, dim=-1)  # (n, K)
+    beam, token = beam.gather(1, pick), token.gather(1, pick)
+    rows = (torch.arange(n, device=beam.device)[:, None] * k + beam).view(-1)
+    beams.seqs = torch.cat([beams.seqs.index_select(0, rows), token.view(-1, 1)], dim=1)
+    beams.state, beams.enc = model.reorder(state, beams.enc, rows)
+    beams.scores, beams.prev = alive_scores, token.view(-1)
+
+
 def _collect(
-    finished: list[list[tuple[float, list[int]]]],
-    active: list[int],
-    seqs: Tensor,
+    finished: Finished,
+    beams: _Beams,
     k: int,
     beam: Tensor,
     is_eos: Tensor,
@@ -276,24 +297,33 @@ def _collect(
     t: int,
     alpha: float,
 ) -> None:
-    """Finish the ``<eos>`` extensions ranked among the first K of their sentence."""
-    ranked = is_eos[:, :k] & top_scores[:, :k].isfinite()
-    if not bool(ranked.any()):
+    """Finish the ``<eos>`` extensions ranked among the first K of their sentence.
+
+    beam, is_eos, top_scores: (n, 2K) for the candidates, best first.
+    """
+    pos = (is_eos[:, :k] & top_scores[:, :k].isfinite()).nonzero()  # (E, 2)
+    if pos.numel() == 0:
         return
+    js, cs = pos[:, 0], pos[:, 1]
+    hyps = beams.seqs.index_select(0, js * k + beam[js, cs]).tolist()
     lp = length_penalty(t + 1, alpha)  # every hypothesis ending now has t + 1 tokens
-    for j, c in ranked.nonzero().tolist():
-        i = active[j]
-        if len(finished[i]) >= k:
-            continue
-        hyp = seqs[j * k + int(beam[j, c])].tolist()
-        finished[i].append((float(top_scores[j, c]) / lp, hyp))
+    for j, score, hyp in zip(js.tolist(), top_scores[js, cs].tolist(), hyps, strict=True):
+        i = beams.active[j]
+        if len(finished[i]) < k:
+            finished[i].append((score / lp, hyp))
 
 
-def _select(model, state, enc, scores, seqs, prev, keep: Tensor, k: int):
-    """Keep only the sentences ``keep`` (n',) of the search (all K rows of each)."""
-    rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)
-    state, enc = model.reorder(state, enc, rows)
-    return state, enc, scores.index_select(0, keep), seqs.index_select(0, rows), prev[rows]
+def _finish_live(beams: _Beams, finished: Finished, done: list[int], k: int, alpha: float) -> None:
+    """Sentences ``done`` with fewer than K finished (at their cap): finish the live ones."""
+    short = [j for j in done if len(finished[beams.active[j]]) < k]
+    if not short:
+        return
+    scores = beams.scores[short].tolist()
+    seqs = beams.seqs.view(len(beams.active), k, -1)[short].tolist()
+    for j, row_scores, row_seqs in zip(short, scores, seqs, strict=True):
+        for score, hyp in zip(row_scores, row_seqs, strict=True):
+            if math.isfinite(score):
+                finished[beams.active[j]].append((score / length_penalty(len(hyp), alpha), hyp))
 
 
 def search(
