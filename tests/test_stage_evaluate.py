@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from nmt.config.evaluate import EvaluateParams
 from test_translate import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +132,6 @@ def test_clear_errors(project: Path):
 def test_dvc_yaml_lists_what_the_stages_read():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     evaluate = stages["evaluate"]["do"]
-    from nmt.config.evaluate import EvaluateParams
-
     read = {f"evaluate.{k}" for k in EvaluateParams.model_fields if k != "compare"}
     assert set(evaluate["params"]) == read | {"data.test_sets"}
     assert "models/${key}/best.pt" in evaluate["deps"]
