@@ -39,17 +39,20 @@ def main(baseline: Path, candidate: Path, metrics: Path) -> None:
                     f"{name}: {baseline} and {candidate} hold different references "
                     "(evaluated with different settings?)"
                 )
-            results[name] = paired_bootstrap(
+            result = paired_bootstrap(
                 base["hypothesis"].tolist(),
                 cand["hypothesis"].tolist(),
                 base["reference"].tolist(),
                 config.resamples,
             )
+            signature = result.pop("signature")  # the same for every test set: kept once
+            results[name] = result
     except (ParamsError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
 
     results["models"] = {"baseline": config.baseline, "candidate": config.candidate}
     results["search"] = config.search
+    results["signature"] = signature
     write_json(metrics, results)
     for name in names:
         bleu = results[name]["bleu"]

@@ -106,6 +106,7 @@ def test_evaluate_then_compare(project: Path):
     assert result.exit_code == 0, result.output
     report = json.loads((project / "metrics/eval/compare.json").read_text())
     assert report["models"] == {"baseline": "gru", "candidate": "attention"}
+    assert "bs:20" in report["signature"]
     for name in ("heldout", "newstest2014"):
         assert 0 < report[name]["bleu"]["p_value"] <= 1
         assert 0 < report[name]["chrf"]["p_value"] <= 1
