@@ -29,8 +29,9 @@ def read_all(chunks: list[Chunk]) -> list[tuple[str, str] | str]:
     out: list[tuple[str, str] | str] = []
     for chunk in chunks:
         d: Decoded = decode_chunk(chunk)
-        for s, t, code in zip(d.src, d.tgt, d.codes.tolist(), strict=True):
-            out.append((s, t) if code == KEPT else names[code])
+        assert len(d.src) == len(d.tgt) == int((d.codes == KEPT).sum())
+        pairs = zip(d.src, d.tgt, strict=True)
+        out.extend(next(pairs) if code == KEPT else names[code] for code in d.codes.tolist())
     return out
 
 
@@ -44,6 +45,17 @@ def test_tsv_two_and_three_columns_in_either_order(tmp_path: Path) -> None:
     path = write(tmp_path / "a.tsv", b"Go.\tVa !\nHi.\tSalut !\tCC-BY 2.0 (France) Attribution\n")
     assert read_all(list(tsv_chunks(path, 1, 0))) == [("Va !", "Go."), ("Salut !", "Hi.")]
     assert read_all(list(tsv_chunks(path, 0, 1))) == [("Go.", "Va !"), ("Hi.", "Salut !")]
+
+
+@pytest.mark.parametrize("attribution", [False, True])
+def test_tsv_uniform_and_mixed_chunks_decode_alike(tmp_path: Path, attribution: bool) -> None:
+    extra = "\tCC-BY 2.0 (France)" if attribution else ""
+    lines = [f"en {i}\tfr {i}{extra}\n" for i in range(50)]
+    uniform = write(tmp_path / "u.tsv", "".join(lines).encode())  # every line alike: fast path
+    mixed = write(tmp_path / "m.tsv", "".join([*lines, "no tab\n"]).encode())
+    want = [(f"fr {i}", f"en {i}") for i in range(50)]
+    assert read_all(list(tsv_chunks(uniform, 1, 0))) == want
+    assert read_all(list(tsv_chunks(mixed, 1, 0))) == [*want, "bad_columns"]
 
 
 def test_tsv_bad_lines_get_a_reason_and_reading_goes_on(tmp_path: Path) -> None:

@@ -15,14 +15,14 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import compress, islice, repeat
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from nmt.corpora import Corpus
-from nmt.data.filters import CODES
+from nmt.data.filters import CODES, KEPT
 
 __all__ = [
     "Chunk",
@@ -67,23 +67,18 @@ class Chunk:
 
 @dataclass
 class Decoded:
-    """The text of one chunk: ``codes[i]`` is 0 where pair ``i`` was read, else a drop
-    code; ``src[i]``/``tgt[i]`` hold the sides as read ("" where dropped), with a BOM and
-    the line end (LF or CRLF) removed."""
+    """The text of one chunk. ``codes``: (lines,) uint8, 0 where line ``i`` was read,
+    else its drop code; ``src``/``tgt`` hold the sides of the lines read, in order (as
+    many as zeros in ``codes``), with a BOM and the line end (LF or CRLF) removed."""
 
     src: list[str]
     tgt: list[str]
-    codes: np.ndarray  # (lines,) uint8
+    codes: np.ndarray
 
 
 def _lines(block: bytes) -> list[str | None]:
     """Split a block into decoded lines; ``None`` for a line that is not UTF-8."""
-    try:  # one decode of the whole block is much faster than one per line
-        lines: list[str | None] = list(block.decode("utf-8").split("\n"))
-    except UnicodeDecodeError:  # "\n" never occurs inside a UTF-8 sequence
-        lines = [_decode_or_none(raw) for raw in block.split(b"\n")]
-    if block.endswith(b"\n"):
-        lines.pop()
+    lines = _decode_lines(block)
     if b"\r" in block:
         lines = [x[:-1] if x and x.endswith("\r") else x for x in lines]
     if b"\xef\xbb\xbf" in block:  # a byte-order mark, at the start of a file or a line
@@ -91,11 +86,32 @@ def _lines(block: bytes) -> list[str | None]:
     return lines
 
 
-def _decode_or_none(raw: bytes) -> str | None:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+def _decode_lines(block: bytes) -> list[str | None]:
+    """Decode the block in as few calls as there are bad lines, plus one.
+
+    One decode of a whole block is much faster than one per line. A decoding error
+    names its first bad byte; the line around it becomes ``None`` and decoding goes on
+    after it ("\n" never occurs inside a UTF-8 sequence, so lines are independent).
+    """
+    out: list[str | None] = []
+    pos, size = 0, len(block)
+    while pos < size:
+        try:
+            text = block[pos:].decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = pos + err.start
+            start = max(block.rfind(b"\n", pos, bad) + 1, pos)  # the bad line's first byte
+            end = block.find(b"\n", bad)
+            if start > pos:
+                out.extend(block[pos : start - 1].decode("utf-8").split("\n"))
+            out.append(None)
+            pos = size + 1 if end == -1 else end + 1
+            continue
+        out.extend(text.split("\n"))
+        if block.endswith(b"\n"):
+            out.pop()
+        break
+    return out
 
 
 def decode_chunk(chunk: Chunk) -> Decoded:
@@ -107,19 +123,26 @@ def decode_chunk(chunk: Chunk) -> Decoded:
 
 def _decode_tsv(lines: list[str | None], columns: tuple[int, int]) -> Decoded:
     n = len(lines)
-    out = Decoded([""] * n, [""] * n, np.zeros(n, dtype=np.uint8))
+    codes = np.zeros(n, dtype=np.uint8)
+    if None in lines:
+        bad = [line is None for line in lines]
+        codes[np.flatnonzero(bad)] = _INVALID_UTF8
+        lines = ["" if line is None else line for line in lines]
+    text: list[str] = lines  # type: ignore[assignment]  # no None left
+    tabs = np.fromiter(map(str.count, text, repeat("\t", n)), dtype=np.int64, count=n)
+    odd = np.flatnonzero(tabs != 1)  # not exactly two columns: rare, one by one
+    if len(odd):
+        text = list(text)
+        for i in odd.tolist():
+            if tabs[i] == 2:  # a third column (attribution) is ignored
+                text[i] = text[i][: text[i].rindex("\t")]
+            elif codes[i] == KEPT:
+                codes[i] = _EMPTY if not text[i].strip() else _BAD_COLUMNS
+        text = list(compress(text, (codes == KEPT).tolist()))
+    # Every line left has one tab: split them all at once, two fields per line in order.
+    fields = "\t".join(text).split("\t") if text else []
     s_col, t_col = columns
-    for i, line in enumerate(lines):
-        if line is None:
-            out.codes[i] = _INVALID_UTF8
-            continue
-        cols = line.split("\t")
-        if len(cols) not in (2, 3):  # a third column (attribution) is ignored
-            out.codes[i] = _EMPTY if not line.strip() else _BAD_COLUMNS
-            continue
-        out.src[i] = cols[s_col]
-        out.tgt[i] = cols[t_col]
-    return out
+    return Decoded(fields[s_col::2], fields[t_col::2], codes)
 
 
 def _decode_aligned(src: list[str | None], tgt: list[str | None], unescape: bool) -> Decoded:
@@ -129,8 +152,8 @@ def _decode_aligned(src: list[str | None], tgt: list[str | None], unescape: bool
     if None in src or None in tgt:
         bad = [s is None or t is None for s, t in zip(src, tgt, strict=True)]
         codes[np.flatnonzero(bad)] = _INVALID_UTF8
-        src = ["" if b else s for s, b in zip(src, bad, strict=True)]
-        tgt = ["" if b else t for t, b in zip(tgt, bad, strict=True)]
+        good = [not b for b in bad]
+        src, tgt = list(compress(src, good)), list(compress(tgt, good))
     text_src: list[str] = src  # type: ignore[assignment]  # no None left
     text_tgt: list[str] = tgt  # type: ignore[assignment]
     if unescape:
