@@ -56,6 +56,11 @@ def test_letters_only_keeps_letters_digits_and_kept_punctuation() -> None:
     assert norm(text, letters_only=True, punctuation="strip") == "I m 42 really l été 2024"
 
 
+def test_letters_only_keeps_an_underscore_only_if_asked() -> None:
+    assert norm("snake_case!", letters_only=True) == "snake case!"
+    assert norm("snake_case!", letters_only=True, punctuation_chars="_!") == "snake_case!"
+
+
 def tutorial_normalize(s: str) -> str:
     """The PyTorch seq2seq tutorial's normalizeString (NFD + drop marks, as there)."""
     s = "".join(

@@ -237,6 +237,18 @@ def test_max_pairs_keeps_the_first_kept_pairs_and_stops(tmp_path: Path) -> None:
     assert "Le Parlement se lève." not in written
 
 
+def test_pairs_beyond_the_cap_do_not_count_as_seen(tmp_path: Path) -> None:
+    # tatoeba stops after "Go." -> "Va !"; its "Run!" pair was never kept, so the same
+    # pair in europarl is new there, not a duplicate.
+    europarl = [("Cours !", "Run!"), ("Va !", "Go.")]
+    params = PrepareParams(max_pairs={"tatoeba": 1})
+    metrics = run(tmp_path, make_raw(tmp_path, europarl=europarl), params=params)
+    tatoeba = metrics["corpora"]["tatoeba"]
+    assert (tatoeba["read"], tatoeba["kept"]) == (1, 1)
+    assert metrics["corpora"]["europarl"]["kept"] == 1
+    assert metrics["corpora"]["europarl"]["dropped_duplicate"] == 1
+
+
 def test_english_prefix_filter_spares_the_test_set(tmp_path: Path) -> None:
     params = PrepareParams(
         normalize=NormalizeParams(lowercase=True),

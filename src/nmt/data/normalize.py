@@ -50,10 +50,10 @@ class Normalizer:
         self.params = params
         chars = params.punctuation_chars
         kept = "" if params.punctuation == "strip" else chars
-        self._kept = kept
-        # ``\w`` is letters, digits and "_"; the underscore is not a letter, so it goes too.
-        # Whitespace is left alone here (the final collapse handles it): fewer matches.
-        self._non_letters = re.compile(rf"[^\w\s{re.escape(kept)}]|_")
+        # ``\w`` is letters, digits and "_"; the underscore is not a letter, so it goes too
+        # (unless kept). Whitespace is left alone here (the final collapse handles it).
+        underscore = "" if "_" in kept else "|_"
+        self._non_letters = re.compile(rf"[^\w\s{re.escape(kept)}]{underscore}")
         self._split = tuple((c, f" {c} ") for c in chars)
         self._strip_table = str.maketrans("", "", chars)
         self._fold = _AsciiFold()

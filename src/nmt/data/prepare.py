@@ -115,23 +115,25 @@ class _Combiner:
         self.test_tgt: list[np.ndarray] = []
 
     def add(self, results: Iterator[ChunkResult], corpus_id: int, cap: int | None) -> Counts:
+        """Take a corpus's chunk results in order; stop after its ``cap``-th kept pair."""
         counts = Counts()
         for res in results:
+            codes, keep, pairs = self._dedup(res)
             left = None if cap is None else cap - counts.kept
-            codes, keep = self._dedup(res)
-            if left is not None and len(keep) >= left:
-                keep = keep[:left]  # the cap: stop right after the last pair it allows
+            full = left is not None and len(keep) >= left
+            if full:  # count the lines up to the last pair the cap allows, no further
+                keep = keep[:left]
                 codes = codes[: int(np.flatnonzero(codes == KEPT)[left - 1]) + 1]
-                counts.add(codes)
-                self._route(res, keep, corpus_id)
-                break
             counts.add(codes)
+            self._seen.update(pairs[keep].tolist())
             self._route(res, keep, corpus_id)
+            if full:
+                break
         return counts
 
-    def _dedup(self, res: ChunkResult) -> tuple[np.ndarray, np.ndarray]:
-        """Mark repeats (in this chunk or earlier) as duplicates; return the codes and
-        the indices of the result rows kept."""
+    def _dedup(self, res: ChunkResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mark repeats (in this chunk or kept earlier) as duplicates. Returns the codes,
+        the indices of the result rows left and the pair hash of every result row."""
         pairs = pair_hash(res.src_hash, res.tgt_hash)
         fresh = np.zeros(len(pairs), dtype=bool)
         fresh[np.unique(pairs, return_index=True)[1]] = True  # first in this chunk
@@ -139,8 +141,7 @@ class _Combiner:
         fresh &= np.isin(pairs, np.fromiter(new, np.uint64, len(new)))
         codes = res.codes.copy()
         codes[np.flatnonzero(codes == KEPT)[~fresh]] = _DUPLICATE
-        self._seen |= new
-        return codes, np.flatnonzero(fresh)
+        return codes, np.flatnonzero(fresh), pairs
 
     def _route(self, res: ChunkResult, keep: np.ndarray, corpus_id: int) -> None:
         splits = assign_splits(res.src_hash[keep], self.valid, self.test)

@@ -28,11 +28,13 @@ from nmt.data.normalize import Normalizer
 from nmt.data.readers import Chunk, decode_chunk
 
 __all__ = [
+    "SPLITS",
     "ChunkPool",
     "ChunkProcessor",
     "ChunkResult",
     "assign_splits",
     "pair_hash",
+    "seed_salt",
     "text_hash",
 ]
 
