@@ -237,6 +237,12 @@ def test_max_pairs_keeps_the_first_kept_pairs_and_stops(tmp_path: Path) -> None:
     assert "Le Parlement se lève." not in written
 
 
+def test_max_pairs_for_a_corpus_not_in_use_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"max_pairs names \['europal'\]"):
+        run(tmp_path, params=PrepareParams(max_pairs={"europal": 10}))
+    assert not (tmp_path / "prepared").exists()
+
+
 def test_pairs_beyond_the_cap_do_not_count_as_seen(tmp_path: Path) -> None:
     # tatoeba stops after "Go." -> "Va !"; its "Run!" pair was never kept, so the same
     # pair in europarl is new there, not a duplicate.

@@ -39,3 +39,10 @@ def test_read_pairs_names_a_file_with_another_schema(tmp_path: Path) -> None:
     pq.write_table(pa.table({"src": ["a"], "tgt": ["b"]}), tmp_path / "old.parquet")
     with pytest.raises(SchemaError, match="old.parquet"):
         read_pairs(tmp_path / "old.parquet")
+
+
+def test_read_pairs_accepts_a_hand_made_table_with_the_right_types(tmp_path: Path) -> None:
+    corpus = pa.array(["toy"]).dictionary_encode().cast(pa.dictionary(pa.int32(), pa.string()))
+    table = pa.table({"src": ["a"], "tgt": ["b"], "ref": ["B"], "corpus": corpus})
+    pq.write_table(table, tmp_path / "hand.parquet")
+    assert read_pairs(tmp_path / "hand.parquet").schema.equals(PAIR_SCHEMA)

@@ -245,6 +245,9 @@ def prepare(
     """
     src, tgt = data.src_lang, data.tgt_lang
     names = [*data.corpora, *data.test_sets]
+    unknown = sorted(set(params.max_pairs) - set(data.corpora))
+    if unknown:
+        raise ValueError(f"prepare.max_pairs names {unknown}, which data.corpora does not list")
     # Open every source first: a missing file or misaligned pair fails before any work.
     chunks: dict[str, Iterator[Chunk]] = {
         name: corpus_chunks(get_corpus(name, src, tgt), raw_dir, src, tgt, chunk_bytes)

@@ -40,8 +40,13 @@ def pair_table(
 
 
 def read_pairs(path: str | os.PathLike[str]) -> pa.Table:
-    """Read a prepared Parquet file; raise :class:`SchemaError` naming it if it does not fit."""
+    """Read a prepared Parquet file as a :data:`PAIR_SCHEMA` table.
+
+    Column names and types must match (nullability need not: a table built by hand is
+    fine); otherwise :class:`SchemaError` names the file.
+    """
     table = pq.read_table(path)
-    if not table.schema.equals(PAIR_SCHEMA):
-        raise SchemaError(f"{os.fspath(path)}: schema {table.schema} is not PAIR_SCHEMA")
-    return table
+    got = [(f.name, f.type) for f in table.schema]
+    if got != [(f.name, f.type) for f in PAIR_SCHEMA]:
+        raise SchemaError(f"{os.fspath(path)}: columns {got} do not match PAIR_SCHEMA")
+    return table.cast(PAIR_SCHEMA)
