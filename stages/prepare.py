@@ -50,7 +50,7 @@ from nmt.utils import write_json
 def main(raw: Path, out: Path, metrics: Path, workers: int) -> None:
     """Combine the corpora of params.yaml's `data` section into train/valid/test."""
     try:
-        params = load_params("params.yaml")
+        params = load_params("params.yaml", sections=["seed", "data", "prepare"])
         start = time.perf_counter()
         stats = prepare(
             raw,

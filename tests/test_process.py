@@ -102,10 +102,10 @@ def test_processor_codes_every_line_and_keeps_the_rest() -> None:
     assert res.src_hash.tolist() == text_hash(["bonjour le monde"], seed_salt(1)).tolist()
 
 
-def test_processor_test_set_mode_drops_only_empty_and_invalid() -> None:
+def test_processor_test_set_mode_drops_only_empty_and_scrubs_controls() -> None:
     long = " ".join(["mot"] * 80)
-    data = f"{long}\tword\nParis\tParis\nvide\t\nnul\x00\tx\n".encode()
+    data = f"{long}\tword\nParis\tParis\nvide\t\nles pompiers\x96 qui\tx\x00y\n".encode()
     res = processor(max_tokens=3)(Chunk(data), test_set=True)
-    assert res.codes.tolist() == [KEPT, KEPT, CODES["empty"], CODES["invalid_chars"]]
-    assert res.src.to_pylist() == [long, "paris"]
-    assert res.ref.to_pylist() == ["word", "Paris"]
+    assert res.codes.tolist() == [KEPT, KEPT, CODES["empty"], KEPT]
+    assert res.src.to_pylist() == [long, "paris", "les pompiers qui"]
+    assert res.ref.to_pylist() == ["word", "Paris", "x y"]

@@ -63,6 +63,11 @@ def invalid_chars(text: str) -> str | None:
     return "invalid_chars" if _INVALID.search(text) else None
 
 
+def scrub_invalid(texts: list[str]) -> list[str]:
+    """Replace what :func:`invalid_chars` looks for with spaces (for kept-whole test sets)."""
+    return [_INVALID.sub(" ", t) for t in texts]
+
+
 def empty_side(src: str, tgt: str) -> str | None:
     return "empty" if not src or not tgt else None
 

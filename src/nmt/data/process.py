@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from nmt.config.data import FilterParams, NormalizeParams
-from nmt.data.filters import CODES, KEPT, PairFilter, empty_side, invalid_chars
+from nmt.data.filters import CODES, KEPT, PairFilter, empty_side, invalid_chars, scrub_invalid
 from nmt.data.normalize import Normalizer
 from nmt.data.readers import Chunk, decode_chunk
 
@@ -128,7 +128,11 @@ class ChunkProcessor:
         rows = np.flatnonzero(codes == KEPT)  # the line of each pair in dec.src/dec.tgt
         src, tgt = dec.src, dec.tgt
         # Whole-list steps (map, comprehensions) rather than one loop: half the overhead.
-        if _may_hold_invalid(chunk):
+        if test_set and _may_hold_invalid(chunk):
+            # A test set is kept whole, so its segment count matches the published one:
+            # stray control characters (e.g. a mis-decoded dash) become spaces instead.
+            src, tgt = scrub_invalid(src), scrub_invalid(tgt)
+        elif _may_hold_invalid(chunk):
             pairs = zip(src, tgt, strict=True)
             bad = [bool(invalid_chars(s) or invalid_chars(t)) for s, t in pairs]
             rows, (src, tgt) = _drop(codes, rows, bad, [_INVALID_CHARS] * sum(bad), src, tgt)
