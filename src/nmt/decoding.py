@@ -144,34 +144,41 @@ def greedy_search(
         empty = [torch.zeros(0, int(n)) for n in src_lengths.cpu()]
         return hyps, (empty if _has_attention(model) else None)
     enc, state = _encode(model, src, src_lengths)
-    device = src.device
+    device, steps = src.device, int(limits.max())
+    tokens = torch.full((b, steps), PAD_ID, dtype=torch.long, device=device)
+    want_attn = return_attention and _has_attention(model)
+    weights = torch.zeros(b, steps, src.size(1), device=device) if want_attn else None
+    rows = torch.arange(b, device=device)  # the batch row of each row still decoding
     limits_d = limits.to(device)
     prev = torch.full((b,), SOS_ID, dtype=torch.long, device=device)
     finished = limits_d <= 0
-    tokens: list[Tensor] = []
-    attns: list[Tensor] = []
-    for t in range(int(limits.max())):
+    for t in range(steps):
         logits, state, attn = model.decode_step(prev, state, enc)
         nxt = _forbid_specials(logits).argmax(dim=-1).masked_fill(finished, PAD_ID)
-        tokens.append(nxt)
-        if return_attention and attn is not None:
-            attns.append(attn.masked_fill(finished[:, None], 0.0))
+        tokens[rows, t] = nxt
+        if weights is not None and attn is not None:
+            weights[rows, t, : attn.size(1)] = attn.masked_fill(finished[:, None], 0.0).float()
         finished = finished | (nxt == EOS_ID) | (limits_d <= t + 1)
-        if bool(finished.all()):
+        done = int(finished.sum())
+        if done == len(rows):
             break
+        if 4 * done >= len(rows):  # drop finished rows once they are a quarter of the batch
+            keep = (~finished).nonzero().squeeze(1)
+            state, enc = model.reorder(state, enc, keep)
+            rows, limits_d, nxt, finished = rows[keep], limits_d[keep], nxt[keep], finished[keep]
         prev = nxt
-    out = torch.stack(tokens, dim=1).tolist()  # (B, T)
+    out = tokens.tolist()  # (B, T)
     hyps = [_cut(row) for row in out]
     if not return_attention:
         return hyps
-    if not attns:
+    if weights is None:
         return hyps, None
-    weights = torch.stack(attns, dim=1).float().cpu()  # (B, T, S)
+    weights = weights.cpu()
     lengths = src_lengths.cpu().tolist()
     per_row = []
     for i, hyp in enumerate(hyps):
-        steps = len(hyp) + (1 if len(hyp) < len(out[i]) and out[i][len(hyp)] == EOS_ID else 0)
-        per_row.append(weights[i, :steps, : lengths[i]].clone())
+        steps_i = len(hyp) + (1 if len(hyp) < steps and out[i][len(hyp)] == EOS_ID else 0)
+        per_row.append(weights[i, :steps_i, : lengths[i]].clone())
     return hyps, per_row
 
 
