@@ -177,3 +177,13 @@ def test_archive_kind_and_member_paths() -> None:
     assert safe_member_path("./d//a.txt") == "d/a.txt"
     with pytest.raises(UnsafeMemberError):
         safe_member_path("d\\..\\..\\x")
+
+
+def test_plain_text_file_is_its_own_only_member(tmp_path):
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_text("a\tb\n")
+    assert archive_kind("pairs.tsv") == "plain"
+    assert extract_members(corpus, ["pairs.tsv"], tmp_path / "out") == ["pairs.tsv"]
+    assert (tmp_path / "out/pairs.tsv").read_text() == "a\tb\n"
+    with pytest.raises(MissingMemberError, match="only 'pairs.tsv'"):
+        extract_members(corpus, ["other.tsv"], tmp_path / "out2")

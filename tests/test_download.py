@@ -314,3 +314,15 @@ def test_selected_corpora_are_training_then_test_sets() -> None:
     )
     assert [c.name for c in selected_corpora(data)] == ["europarl", "tatoeba", "newstest2013"]
     assert selected_corpora(data)[1].url.endswith("fra-eng.zip")
+
+
+def test_packaged_corpus_needs_no_network(tmp_path):
+    from nmt.corpora import get_corpus
+
+    corpus = get_corpus("antonyms", "en", "en-x-antonym")
+    got = fetch(corpus.url, tmp_path / corpus.archive_name, session=object(), progress=False)
+    assert got.source == "package" and got.bytes > 1000
+    lines = (tmp_path / "antonyms.tsv").read_text().splitlines()
+    assert "man\twoman" in lines and all(line.count("\t") == 1 for line in lines)
+    with pytest.raises(DownloadError, match="not shipped"):
+        fetch("package:resources/none.tsv", tmp_path / "none.tsv", progress=False)

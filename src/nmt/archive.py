@@ -34,8 +34,9 @@ __all__ = [
     "safe_member_path",
 ]
 
-ArchiveKind = Literal["zip", "tar"]
+ArchiveKind = Literal["zip", "tar", "plain"]
 _TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+_PLAIN_SUFFIXES = (".tsv", ".txt")
 _MAX_LINK_DEPTH = 8
 # What the readers raise on damaged data. Other OSErrors (e.g. disk full while writing)
 # are not the archive's fault and propagate unchanged.
@@ -62,12 +63,14 @@ class MissingMemberError(ArchiveError):
 
 
 def archive_kind(name: str) -> ArchiveKind:
-    """``"zip"`` or ``"tar"`` (plain or compressed), from the file name's suffix."""
+    """``"zip"``, ``"tar"`` (plain or compressed) or ``"plain"`` text, from the suffix."""
     lower = name.lower()
     if lower.endswith(".zip"):
         return "zip"
     if lower.endswith(_TAR_SUFFIXES):
         return "tar"
+    if lower.endswith(_PLAIN_SUFFIXES):
+        return "plain"  # a corpus shipped as one text file: it is its own only member
     raise ArchiveError(f"{name}: unknown archive format (expected .zip, .tgz or .tar.gz)")
 
 
@@ -240,7 +243,12 @@ def extract_members(
     wanted = sorted({safe_member_path(m) for m in members})
     kind = kind or archive_kind(path.name)
     try:
-        if kind == "zip":
+        if kind == "plain":
+            if wanted != [path.name]:
+                raise MissingMemberError(f"{label}: a plain file holds only {path.name!r}")
+            Path(dest).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(dest) / path.name)
+        elif kind == "zip":
             with zipfile.ZipFile(path) as zf:
                 _extract_all(*_zip_opener(zf), wanted, Path(dest), label)
         else:

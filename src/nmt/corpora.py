@@ -93,6 +93,18 @@ _ENTRIES: tuple[Corpus, ...] = (
         credit=EUROPARL_CREDIT,
     ),
     Corpus(
+        name="antonyms",
+        # A toy task: an English word to its opposite (man -> woman, black -> white). The
+        # target "language" is a BCP 47 private-use tag; the file ships with the package.
+        langs=frozenset({"en", "en-x-antonym"}),
+        url="package:resources/antonyms.tsv",
+        format="tsv",
+        role="train",
+        members={"en": "antonyms.tsv", "en-x-antonym": "antonyms.tsv"},
+        columns=("en", "en-x-antonym"),
+        credit="nmt (a hand-made list of English antonym pairs)",
+    ),
+    Corpus(
         name="newstest2014",
         langs=frozenset({"en", "fr"}),
         url="https://www.statmt.org/wmt14/test-full.tgz",

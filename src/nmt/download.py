@@ -12,6 +12,7 @@ the mirror variable, rather than retrying for minutes. Tests pass a fake ``sessi
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import hashlib
 import logging
 import os
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "NMT_DATA_MIRROR"
+PACKAGE_SCHEME = "package:"  # small corpora shipped inside the nmt package
 CONNECT_TIMEOUT_S = 5.0  # a reachable host answers well within this
 CHUNK_BYTES = 1 << 20
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -255,6 +257,13 @@ def fetch(
     """
     dest = Path(dest)
     write: dict[str, Any] = {"expected": sha256, "desc": desc or dest.name, "progress": progress}
+    if url.startswith(PACKAGE_SCHEME):
+        resource = importlib.resources.files("nmt").joinpath(url[len(PACKAGE_SCHEME) :])
+        if not resource.is_file():
+            raise DownloadError(f"{url}: not shipped with this package")
+        with resource.open("rb") as f:
+            digest, size = _write_verified(dest, _read_chunks(f), total=None, label=url, **write)
+        return FetchResult(url, "package", digest, size, dest)
     hint = f"set {MIRROR_ENV} to a mirror folder holding <host>/<path> to work offline"
     if mirror is not None:
         local = mirror_path(url, _check_mirror(Path(mirror)))
@@ -286,6 +295,12 @@ def fetch(
         if own:
             session.close()
     return FetchResult(url, url, digest, size, dest)
+
+
+def _origin(got: FetchResult) -> str:
+    if got.source in ("package", got.url):
+        return "package" if got.source == "package" else "network"
+    return "mirror"
 
 
 def selected_corpora(data: DataParams) -> list[Corpus]:
@@ -345,7 +360,7 @@ def download_corpora(
                 "url": got.url,
                 # "mirror" or "network", not the mirror's path: where the mirror lives
                 # must not change data/raw (and so every stage after it).
-                "source": "network" if got.source == got.url else "mirror",
+                "source": _origin(got),
                 "sha256": got.sha256,
                 "bytes": got.bytes,
                 "members": members,
