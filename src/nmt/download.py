@@ -12,8 +12,8 @@ the mirror variable, rather than retrying for minutes. Tests pass a fake ``sessi
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import hashlib
+import importlib.resources
 import logging
 import os
 import tempfile
