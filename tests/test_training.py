@@ -250,3 +250,29 @@ def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path):
     out = greedy_search(best, batch.src, batch.src_lengths, 12)
     exact = np.mean([DIGITS.decode(o) == ref for o, ref in zip(out, valid.refs, strict=True)])
     assert exact >= 0.95, (exact, [round(r["valid_bleu"], 1) for r in result.state.history])
+
+
+# ------------------------------------------------------------------------ model fast path
+
+
+def test_fused_bahdanau_unroll_equals_stepping_and_selects_real_positions():
+    model = tiny_model(dropout=0.0).eval()  # one-layer GRU + Bahdanau: the written-out cell
+    train, _ = data(8)
+    batch = collate(train, np.arange(8))
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+    enc = model.encode(batch.src, batch.src_lengths)
+    state = model.init_state(enc)
+    steps = []
+    for t in range(batch.tgt_in.size(1)):
+        step_logits, state, _ = model.decode_step(batch.tgt_in[:, t], state, enc)
+        steps.append(step_logits)
+    torch.testing.assert_close(torch.stack(steps, 1), logits)
+    from nmt.training import batch_logits
+
+    flat, target = batch_logits(model, batch)
+    real = batch.tgt_out != PAD_ID
+    assert flat.shape == (batch.n_tokens, len(DIGITS)) and target.shape == (batch.n_tokens,)
+    torch.testing.assert_close(flat, logits[real])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, _ = batch_logits(model, batch)
+    torch.testing.assert_close(low.float(), flat, atol=0.05, rtol=0.05)

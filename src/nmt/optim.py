@@ -19,7 +19,8 @@ Scheduler = LRScheduler | ReduceLROnPlateau
 def masked_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """Summed cross-entropy over real tokens (padding ignored), computed in fp32.
 
-    logits: (B, T, V); target: (B, T) with ``PAD_ID`` where there is no token.
+    logits: (B, T, V) or (N, V); target: (B, T) or (N,), ``PAD_ID`` where there is no
+    token.
     Returns a scalar: divide by the number of real tokens for the mean.
     """
     return F.cross_entropy(
@@ -35,10 +36,12 @@ def build_optimizer(model: nn.Module, params: TrainParams) -> Optimizer:
     """The optimizer named by ``params.optimizer`` over the model's trainable parameters."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     lr, wd = params.lr, params.weight_decay
+    # The fused kernels (one pass over each tensor) run on CPU and CUDA alike.
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in trainable)
     if params.optimizer == "adam":
-        return torch.optim.Adam(trainable, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(trainable, lr=lr, weight_decay=wd, fused=fused)
     if params.optimizer == "adamw":
-        return torch.optim.AdamW(trainable, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(trainable, lr=lr, weight_decay=wd, fused=fused)
     if params.optimizer == "adagrad":
         return torch.optim.Adagrad(trainable, lr=lr, weight_decay=wd)
     if params.optimizer == "sgd":

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import sacrebleu
 import torch
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from tqdm import tqdm
@@ -43,6 +44,7 @@ from nmt.optim import (
     scheduler_state,
 )
 from nmt.teacher_forcing import teacher_forcing_ratio
+from nmt.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,8 @@ def train_epoch(
     for idx in tqdm(batches, desc="train", disable=not progress, leave=False):
         batch = collate(pairs, idx).to(device)
         with autocast(device, dtype):
-            logits = model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode)
-        loss_sum = masked_cross_entropy(logits, batch.tgt_out, params.label_smoothing)
+            logits, target = batch_logits(model, batch, ratio, mode)
+        loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         (loss_sum / batch.n_tokens).backward()
         if params.clip_grad_norm is not None:
@@ -107,6 +109,23 @@ def train_epoch(
         tokens += batch.n_tokens
     seconds = time.perf_counter() - start
     return {"loss": float(total_loss) / max(tokens, 1), "tokens": tokens, "seconds": seconds}
+
+
+def batch_logits(
+    model: Seq2Seq, batch: Batch, ratio: float = 1.0, mode: str = "token"
+) -> tuple[Tensor, Tensor]:
+    """Logits and targets of a batch for the loss.
+
+    Under full teacher forcing only real target positions reach the output projection:
+    logits (N, V) and targets (N,) for the batch's N real tokens. Otherwise the decoder
+    steps and logits are (B, T, V) with targets (B, T), padding included (and ignored by
+    the loss).
+    """
+    if ratio >= 1.0:
+        features = model.features(batch.src, batch.src_lengths, batch.tgt_in)
+        real = batch.tgt_out != PAD_ID
+        return model.logits(features[real]), batch.tgt_out[real]
+    return model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode), batch.tgt_out
 
 
 def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
@@ -141,12 +160,12 @@ def validate(
         for cpu_batch in _valid_batches(valid.pairs, batch_size):
             batch = cpu_batch.to(device)
             with autocast(device, dtype):
-                logits_tf = model(batch.src, batch.src_lengths, batch.tgt_in, 1.0)
-                logits_free = model(batch.src, batch.src_lengths, batch.tgt_in, 0.0)
+                logits_tf, target_tf = batch_logits(model, batch)
+                logits_free, target_free = batch_logits(model, batch, 0.0)
                 limits = max_output_lengths(batch.src_lengths, max_length_ratio, MAX_LENGTH_EXTRA)
                 out = greedy_search(model, batch.src, batch.src_lengths, limits)
-            forced += float(masked_cross_entropy(logits_tf, batch.tgt_out))
-            free += float(masked_cross_entropy(logits_free, batch.tgt_out))
+            forced += float(masked_cross_entropy(logits_tf, target_tf))
+            free += float(masked_cross_entropy(logits_free, target_free))
             tokens += batch.n_tokens
             for i, ids in zip(batch.indices.tolist(), out, strict=True):
                 hyps[i] = valid.detokenize(tgt_decode(ids))

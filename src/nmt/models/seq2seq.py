@@ -92,12 +92,22 @@ class Seq2Seq(nn.Module):
         reference is fed throughout and the decoder takes its fast path: the output
         layers run once over all steps, and parallel decoders unroll in one call.
         """
+        if teacher_forcing >= 1.0:
+            return self.logits(self.features(src, src_lengths, tgt_in))
         enc = self.encode(src, src_lengths)
         state = self.init_state(enc)
-        if teacher_forcing >= 1.0:
-            emb = self.dropout(self.tgt_embedding(tgt_in))
-            return self.logits(self.decoder.unroll(emb, state, enc))
         return self._forward_sampled(tgt_in, state, enc, teacher_forcing, tf_mode)
+
+    def features(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Decoder features (B, T, F) under full teacher forcing; ``logits`` maps them.
+
+        Training selects the features of real target positions before ``logits``, so the
+        output projection (the largest matmul) never runs over padding.
+        """
+        enc = self.encode(src, src_lengths)
+        state = self.init_state(enc)
+        emb = self.dropout(self.tgt_embedding(tgt_in))
+        return self.decoder.unroll(emb, state, enc)
 
     def _forward_sampled(
         self, tgt_in: Tensor, state: RNNState, enc: EncoderOutput, ratio: float, mode: str

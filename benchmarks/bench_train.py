@@ -1,0 +1,321 @@
+"""Benchmark training throughput on CPU against the classic per-sentence tutorial loop.
+
+    python benchmarks/bench_train.py                  # throughput: (a) (b) (c) + matmul peak
+    python benchmarks/bench_train.py --profile        # also a torch.profiler table of (b)
+    python benchmarks/bench_train.py --minutes 10     # train 10 min, greedy BLEU on held-out
+
+Reference configuration (the PyTorch seq2seq tutorial's task, at a larger size):
+French->English Tatoeba pairs (``fra-eng.zip`` from the data mirror, ``$NMT_DATA_MIRROR``
+or ``../shared/data/mirror``), normalised like the tutorial (lower case, ASCII, letters
+and ``. ! ?`` only, punctuation split off), at most 15 tokens per side; word vocabularies
+of the words seen at least twice; a unidirectional GRU encoder and a Bahdanau-attention
+GRU decoder, embeddings 256, hidden 256, no dropout; batches of 64 sentences; Adam at
+1e-3; ``torch.set_num_threads(2)``.
+
+Prints target tokens per second (words + ``<eos>``) for
+
+(a) the per-sentence baseline, written the way the classic tutorial trains: one pair per
+    optimizer step, the decoder stepped token by token with a loss per token;
+(b) our batched trainer (:func:`nmt.training.train_epoch`) in fp32;
+(c) the same with bf16 autocast on CPU, with its loss curve beside fp32's;
+
+each against (a), and the fraction of the matmul peak (measured in the same run with a
+large fp32 and bf16 matmul) that the model's FLOPs per second reach. Figures only, no
+asserts: on a shared machine the timings are noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import sacrebleu
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nmt.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
+from nmt.config import ModelParams, TrainParams
+from nmt.config.data import NormalizeParams
+from nmt.data.normalize import Normalizer
+from nmt.decoding import greedy_search, max_output_lengths
+from nmt.models import Seq2Seq, build_model, count_parameters
+from nmt.optim import build_optimizer, masked_cross_entropy
+from nmt.training import train_epoch
+from nmt.vocab import EOS_ID, SOS_ID, WordTokenizer, build_table_tokens
+
+CPU = torch.device("cpu")
+ZIP = Path("www.manythings.org/anki/fra-eng.zip")
+MAX_TOKENS = 15
+WARMUP_PAIRS = 30
+TUTORIAL = NormalizeParams(
+    lowercase=True, ascii_fold=True, letters_only=True, punctuation="split",
+    punctuation_chars=".!?",
+)  # fmt: skip
+MODEL = ModelParams(
+    embedding_dim=256, hidden_dim=256, bidirectional=False, dropout=0.0, attention="bahdanau"
+)
+
+
+@dataclass
+class Data:
+    train: TokenizedPairs
+    held_out: TokenizedPairs
+    held_out_refs: list[str]
+    src_tok: WordTokenizer
+    tgt_tok: WordTokenizer
+
+
+def mirror_root() -> Path:
+    env = os.environ.get("NMT_DATA_MIRROR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[1]
+    return here.parent / "shared" / "data" / "mirror"
+
+
+def load_data(held_out: int = 2000, seed: int = 0) -> Data:
+    """Tatoeba fr->en, tutorial normalisation, <= 15 tokens, min_freq 2 word vocabularies."""
+    path = mirror_root() / ZIP
+    with zipfile.ZipFile(path) as zf:
+        lines = zf.read("fra-eng/fra.txt").decode("utf-8").splitlines()
+    norm = Normalizer(TUTORIAL)
+    src, tgt = [], []
+    for line in lines:
+        cols = line.split("\t")
+        if len(cols) < 2:
+            continue
+        en, fr = norm(cols[0]), norm(cols[1])
+        if 0 < len(fr.split()) <= MAX_TOKENS and 0 < len(en.split()) <= MAX_TOKENS:
+            src.append(fr)
+            tgt.append(en)
+    order = np.random.default_rng(seed).permutation(len(src))
+    test_idx, train_idx = order[:held_out], order[held_out:]
+
+    def vocab(texts: list[str]) -> WordTokenizer:
+        counts = Counter(w for i in train_idx for w in texts[i].split())
+        return WordTokenizer(build_table_tokens(counts, min_freq=2, max_size=None))
+
+    src_tok, tgt_tok = vocab(src), vocab(tgt)
+    pairs = tokenize_pairs(src, tgt, src_tok, tgt_tok)
+    return Data(
+        train=pairs.select(np.sort(train_idx)),
+        held_out=pairs.select(test_idx),
+        held_out_refs=[tgt[i] for i in test_idx],
+        src_tok=src_tok,
+        tgt_tok=tgt_tok,
+    )
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n x n x n matmul in ``dtype`` over ``repeats`` timed runs."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def fresh_model(data: Data, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return build_model(MODEL, len(data.src_tok), len(data.tgt_tok))
+
+
+def per_sentence_baseline(data: Data, seconds: float) -> tuple[float, int]:
+    """(a): the classic tutorial loop; returns target tokens/s and pairs done."""
+    model = fresh_model(data).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = torch.nn.NLLLoss()
+    order = np.random.default_rng(0).permutation(len(data.train))
+    tokens, done, start = 0, 0, time.perf_counter()
+    for n, i in enumerate(order):
+        if n == WARMUP_PAIRS:  # one-off set-up (kernels, primitives per shape) is not timed
+            tokens, done, start = 0, 0, time.perf_counter()
+        s0, s1 = data.train.src_offsets[i], data.train.src_offsets[i + 1]
+        t0, t1 = data.train.tgt_offsets[i], data.train.tgt_offsets[i + 1]
+        src = torch.from_numpy(data.train.src[s0:s1].astype(np.int64))[None]
+        target = [*data.train.tgt[t0:t1].tolist(), EOS_ID]
+        enc = model.encode(src, torch.tensor([s1 - s0]))
+        state = model.init_state(enc)
+        prev = torch.tensor([SOS_ID])
+        loss = torch.zeros(())
+        for tok in target:  # teacher forcing, one token at a time
+            logits, state, _ = model.decode_step(prev, state, enc)
+            loss = loss + criterion(torch.log_softmax(logits, -1), torch.tensor([tok]))
+            prev = torch.tensor([tok])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        tokens += len(target)
+        done += 1
+        if time.perf_counter() - start > seconds:
+            break
+    return tokens / (time.perf_counter() - start), done
+
+
+def flops_per_token(model: Seq2Seq, data: Data, batches: list[np.ndarray]) -> float:
+    """Model FLOPs (forward + backward, as counted by torch) per target token."""
+    from nmt.training import batch_logits
+
+    flops = tokens = 0
+    for idx in batches:
+        batch = collate(data.train, idx)
+        with FlopCounterMode(display=False) as counter:
+            logits, target = batch_logits(model, batch)
+            masked_cross_entropy(logits, target).backward()
+        model.zero_grad(set_to_none=True)
+        flops += counter.get_total_flops()
+        tokens += batch.n_tokens
+    return flops / tokens
+
+
+def batched(
+    data: Data, batches: list[np.ndarray], dtype: torch.dtype | None, chunk: int
+) -> tuple[float, list[float]]:
+    """(b)/(c): train_epoch over ``batches`` in chunks; tokens/s and the mean loss per chunk.
+
+    The first chunk warms up (one-off kernel and primitive set-up) and is not timed.
+    """
+    model = fresh_model(data)
+    params = TrainParams(batch_size=64, batch_tokens=None, lr=1e-3, clip_grad_norm=None)
+    optimizer = build_optimizer(model, params)
+    losses, tokens, seconds = [], 0, 0.0
+    for k in range(0, len(batches), chunk):
+        stats = train_epoch(
+            model, data.train, batches[k : k + chunk], optimizer, step_scheduler=None,
+            params=params, ratio=1.0, device=CPU, dtype=dtype,
+        )  # fmt: skip
+        losses.append(stats["loss"])
+        if k > 0:
+            tokens += stats["tokens"]
+            seconds += stats["seconds"]
+    return tokens / seconds, losses
+
+
+def profile_table(data: Data, batches: list[np.ndarray], dtype: torch.dtype | None) -> str:
+    from torch.profiler import profile
+
+    model = fresh_model(data)
+    params = TrainParams(batch_size=64, batch_tokens=None, clip_grad_norm=None)
+    optimizer = build_optimizer(model, params)
+    kw = dict(step_scheduler=None, params=params, ratio=1.0, device=CPU, dtype=dtype)
+    train_epoch(model, data.train, batches[:5], optimizer, **kw)
+    with profile() as prof:
+        train_epoch(model, data.train, batches[5:], optimizer, **kw)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
+
+
+def greedy_bleu(model: Seq2Seq, data: Data, batch_size: int = 200) -> float:
+    model.eval()
+    hyps = [""] * len(data.held_out)
+    order = make_batches(
+        data.held_out.src_lengths, data.held_out.tgt_lengths, batch_size=batch_size,
+        shuffle=False,
+    )  # fmt: skip
+    for idx in order:
+        batch = collate(data.held_out, idx)
+        limits = max_output_lengths(batch.src_lengths, 2.0, 5)
+        out = greedy_search(model, batch.src, batch.src_lengths, limits)
+        for i, ids in zip(idx.tolist(), out, strict=True):
+            hyps[i] = data.tgt_tok.decode(ids)
+    return sacrebleu.corpus_bleu(hyps, [data.held_out_refs]).score
+
+
+def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) -> None:
+    model = fresh_model(data)
+    params = TrainParams(batch_size=64, batch_tokens=None, lr=lr, clip_grad_norm=1.0)
+    optimizer = build_optimizer(model, params)
+    deadline = time.perf_counter() + minutes * 60
+    epoch, tokens, seconds = 0, 0, 0.0
+    while time.perf_counter() < deadline:
+        batches = make_batches(
+            data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=epoch
+        )
+        for k in range(0, len(batches), 100):
+            if time.perf_counter() >= deadline:
+                break
+            stats = train_epoch(
+                model, data.train, batches[k : k + 100], optimizer, step_scheduler=None,
+                params=params, ratio=1.0, device=CPU, dtype=dtype,
+            )  # fmt: skip
+            tokens += stats["tokens"]
+            seconds += stats["seconds"]
+        epoch += 1
+        click.echo(f"  epoch {epoch} done, {tokens / seconds:,.0f} tok/s, loss {stats['loss']:.3f}")
+    bleu = greedy_bleu(model, data)
+    click.echo(
+        f"trained {seconds / 60:.1f} min ({tokens:,} target tokens, {tokens / seconds:,.0f} "
+        f"tok/s, {epoch} epochs begun); greedy BLEU on {len(data.held_out)} held-out pairs: "
+        f"{bleu:.1f}"
+    )
+
+
+# ----------------------------------------------------------------------------- main
+
+
+@click.command()
+@click.option("--threads", default=2, show_default=True, help="torch.set_num_threads.")
+@click.option("--baseline-seconds", default=60.0, show_default=True, help="Time for (a).")
+@click.option("--batches", default=120, show_default=True, help="Batches of 64 for (b), (c).")
+@click.option("--profile", is_flag=True, help="Print a torch.profiler table of (b).")
+@click.option("--minutes", type=float, default=None, help="Train this long, report BLEU.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16",
+              show_default=True, help="For --minutes.")  # fmt: skip
+@click.option("--lr", default=1e-3, show_default=True, help="For --minutes.")
+def main(
+    threads: int, baseline_seconds: float, batches: int, profile: bool, minutes: float | None,
+    precision: str, lr: float,
+) -> None:  # fmt: skip
+    """Training throughput of the reference configuration (see the module doc)."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    data = load_data()
+    click.echo(
+        f"data: {len(data.train):,} training pairs, {len(data.held_out):,} held out; "
+        f"vocab fr {len(data.src_tok):,}, en {len(data.tgt_tok):,} "
+        f"({time.perf_counter() - start:.1f}s); model: {count_parameters(fresh_model(data)):,} "
+        f"parameters, unidirectional GRU encoder, Bahdanau decoder; {threads} threads"
+    )
+    if minutes is not None:
+        train_for(data, minutes, torch.bfloat16 if precision == "bf16" else None, lr)
+        return
+    order = make_batches(
+        data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=0
+    )[:batches]
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    click.echo(f"matmul peak (2048^3): fp32 {peak32 / 1e9:,.0f} GFLOP/s, bf16 {peak16 / 1e9:,.0f}")
+    fpt = flops_per_token(fresh_model(data), data, order[:10])
+    click.echo(f"model FLOPs per target token (fwd + bwd): {fpt / 1e6:.1f} M")
+    base, pairs = per_sentence_baseline(data, baseline_seconds)
+    click.echo(f"(a) per-sentence tutorial loop: {base:,.0f} tok/s ({pairs} pairs)")
+    chunk = 20
+    rows = []
+    for name, dtype, peak in (("fp32", None, peak32), ("bf16", torch.bfloat16, peak16)):
+        rate, losses = batched(data, order, dtype, chunk)
+        rows.append(losses)
+        label = "(b) batched fp32" if dtype is None else "(c) batched bf16 autocast"
+        click.echo(
+            f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); "
+            f"{rate * fpt / peak:.0%} of the {name} matmul peak"
+        )
+    click.echo("loss per chunk of 20 batches, fp32 vs bf16:")
+    for k, (a, b) in enumerate(zip(*rows, strict=True)):
+        click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {a:.4f}  {b:.4f}")
+    if profile:
+        click.echo(profile_table(data, order[:30], None))
+
+
+if __name__ == "__main__":
+    main()
