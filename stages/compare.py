@@ -1,8 +1,9 @@
-"""DVC stage `compare`: paired bootstrap resampling between two evaluated models.
+"""DVC stage `compare@<pair>`: paired bootstrap resampling between two evaluated models.
 
-Reads params ``evaluate.compare`` (which models, which search, how many resamples).
-For every test set both models were evaluated on, compares their translations against
-the same references and writes BLEU, chrF and the p-values to a metrics JSON.
+Reads params ``evaluate.compare.search``, ``evaluate.compare.resamples`` and the pair
+``evaluate.compare.pairs.<pair>`` (which models). For every test set the baseline was
+evaluated on, compares the two models' translations against the same references and
+writes BLEU, chrF and the p-values to a metrics JSON.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ DirPath = click.Path(file_okay=False, path_type=Path)
 
 
 @click.command()
+@click.option("--pair", required=True, help="A name under evaluate.compare.pairs.")
 @click.option("--baseline", type=DirPath, required=True, help="Baseline's translations.")
 @click.option("--candidate", type=DirPath, required=True, help="Candidate's translations.")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def main(baseline: Path, candidate: Path, metrics: Path) -> None:
+def main(pair: str, baseline: Path, candidate: Path, metrics: Path) -> None:
     """Compare the translations in two folders written by the evaluate stage."""
     try:
         config = load_params("params.yaml").evaluate.compare
+        if pair not in config.pairs:
+            raise EvaluationError(f"params.yaml: no evaluate.compare.pairs.{pair}")
+        models = config.pairs[pair]
         suffix = f".{config.search}.parquet"
         names = sorted(p.name.removesuffix(suffix) for p in baseline.glob(f"*{suffix}"))
         if not names:
@@ -50,14 +55,14 @@ def main(baseline: Path, candidate: Path, metrics: Path) -> None:
     except (ParamsError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
 
-    results["models"] = {"baseline": config.baseline, "candidate": config.candidate}
+    results["models"] = {"baseline": models.baseline, "candidate": models.candidate}
     results["search"] = config.search
     results["signature"] = signature
     write_json(metrics, results)
     for name in names:
         bleu = results[name]["bleu"]
         click.echo(
-            f"{name}: BLEU {config.baseline} {bleu['baseline']:.2f} vs {config.candidate} "
+            f"{name}: BLEU {models.baseline} {bleu['baseline']:.2f} vs {models.candidate} "
             f"{bleu['candidate']:.2f}, p = {bleu['p_value']:.4f}"
         )
 

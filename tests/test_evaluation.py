@@ -3,7 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 from sacrebleu.metrics import BLEU
 
-from nmt.config.evaluate import CompareParams, EvaluateParams
+from nmt.config.evaluate import CompareParams, ComparisonPair, EvaluateParams
 from nmt.evaluation import (
     HELDOUT,
     EvaluationError,
@@ -107,6 +107,10 @@ def test_search_settings_and_params():
     assert searches["greedy"].beam_size == 1 and searches["beam"].beam_size == 3
     assert searches["greedy"].max_length_extra == searches["beam"].max_length_extra == 4
     with pytest.raises(ValueError, match="different"):
-        CompareParams(baseline="gru", candidate="gru")
+        ComparisonPair(baseline="gru", candidate="gru")
+    assert CompareParams().pairs["attention_vs_gru"].candidate == "attention"
+    assert CompareParams(pairs={}).pairs == {}
+    with pytest.raises(ValueError, match="pair names"):
+        CompareParams(pairs={"a b": {"baseline": "x", "candidate": "y"}})
     with pytest.raises(ValueError):
         EvaluateParams(beam_size=0)

@@ -47,7 +47,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "heatmaps": 2,
             "max_length_extra": 3,
             "device": "cpu",
-            "compare": {"resamples": 20},
+            "compare": {
+                "resamples": 20,
+                "pairs": {"attention_vs_gru": {"baseline": "gru", "candidate": "attention"}},
+            },
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -98,13 +101,14 @@ def test_evaluate_then_compare(project: Path):
 
     compare = load_stage("compare")
     args = [
+        "--pair", "attention_vs_gru",
         "--baseline", "data/eval/gru/translations",
         "--candidate", "data/eval/attention/translations",
-        "--metrics", "metrics/eval/compare.json",
+        "--metrics", "metrics/eval/compare/attention_vs_gru.json",
     ]  # fmt: skip
     result = CliRunner().invoke(compare.main, args)
     assert result.exit_code == 0, result.output
-    report = json.loads((project / "metrics/eval/compare.json").read_text())
+    report = json.loads((project / "metrics/eval/compare/attention_vs_gru.json").read_text())
     assert report["models"] == {"baseline": "gru", "candidate": "attention"}
     assert "bs:20" in report["signature"]
     for name in ("heldout", "newstest2014"):
@@ -124,10 +128,11 @@ def test_clear_errors(project: Path):
     result = CliRunner().invoke(evaluate.main, evaluate_args("missing"))
     assert result.exit_code == 1 and "no such checkpoint" in result.output
     compare = load_stage("compare")
-    result = CliRunner().invoke(
-        compare.main, ["--baseline", "nowhere", "--candidate", "x", "--metrics", "c.json"]
-    )
+    args = ["--baseline", "nowhere", "--candidate", "x", "--metrics", "c.json"]
+    result = CliRunner().invoke(compare.main, ["--pair", "attention_vs_gru", *args])
     assert result.exit_code == 1 and "no *.beam.parquet" in result.output
+    result = CliRunner().invoke(compare.main, ["--pair", "nope", *args])
+    assert result.exit_code == 1 and "evaluate.compare.pairs.nope" in result.output
 
 
 def test_dvc_yaml_lists_what_the_stages_read():
@@ -138,4 +143,12 @@ def test_dvc_yaml_lists_what_the_stages_read():
     assert "models/${key}/best.pt" in evaluate["deps"]
     for flag in ("--translations", "--lengths", "--attention", "--metrics"):
         assert flag in evaluate["cmd"]
-    assert stages["compare"]["params"] == ["evaluate.compare"]
+    compare = stages["compare"]
+    assert compare["foreach"] == "${evaluate.compare.pairs}"
+    assert set(compare["do"]["params"]) == {
+        "evaluate.compare.search",
+        "evaluate.compare.resamples",
+        "evaluate.compare.pairs.${key}",
+    }
+    for model in ("baseline", "candidate"):
+        assert f"data/eval/${{item.{model}}}/translations" in compare["do"]["deps"]

@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nmt.config.base import StrictModel
 
 
-class CompareParams(StrictModel):
-    """Paired bootstrap resampling of ``candidate`` against ``baseline`` (model names)."""
+class ComparisonPair(StrictModel):
+    """Two models (names under ``models:``) to compare: candidate against baseline."""
 
-    baseline: str = "gru"
-    candidate: str = "attention"
-    search: Literal["greedy", "beam"] = "beam"
-    resamples: int = Field(1000, ge=10)
+    baseline: str
+    candidate: str
 
     @model_validator(mode="after")
-    def _differ(self) -> CompareParams:
+    def _differ(self) -> ComparisonPair:
         if self.baseline == self.candidate:
             raise ValueError("baseline and candidate must be different models")
         return self
+
+
+class CompareParams(StrictModel):
+    """Paired bootstrap resampling; one ``compare@<name>`` stage per entry of ``pairs``."""
+
+    search: Literal["greedy", "beam"] = "beam"
+    resamples: int = Field(1000, ge=10)
+    pairs: dict[str, ComparisonPair] = Field(
+        default_factory=lambda: {
+            "attention_vs_gru": ComparisonPair(baseline="gru", candidate="attention")
+        }
+    )
+
+    @field_validator("pairs")
+    @classmethod
+    def _names(cls, v: dict[str, ComparisonPair]) -> dict[str, ComparisonPair]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"{name!r}: pair names are letters, digits, '_', '.', '-'")
+        return v
 
 
 class EvaluateParams(StrictModel):
