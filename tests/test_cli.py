@@ -1,3 +1,4 @@
+import shlex
 from pathlib import Path
 
 import torch
@@ -49,3 +50,48 @@ def test_translate_errors_are_clear(tmp_path: Path):
     assert bad.exit_code == 1 and "bad.pt" in bad.output
     beam = translate("--model", str(ckpt), "--beam", "0", "x")
     assert beam.exit_code == 2
+
+
+def _profiles(tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        "seed: 1\nmodels:\n  gru: {hidden_dim: 8}\n  attention: {hidden_dim: 8}\n"
+    )
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/small.yaml").write_text(
+        "# Small models.\nmodels:\n  attention: null\n  gru: {hidden_dim: 4}\n"
+    )
+    (tmp_path / "profiles/bad.yaml").write_text("train: {epochs: 0}\n")
+
+
+def test_profile_apply_args_and_list(tmp_path, monkeypatch):
+    import yaml
+
+    _profiles(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["profile", "list"])
+    assert listed.exit_code == 0 and "small" in listed.output and "Small models." in listed.output
+    args = runner.invoke(cli, ["profile", "args", "small"])
+    assert args.exit_code == 0
+    assert shlex.split(args.output) == [
+        "-S",
+        "~models.attention",
+        "-S",
+        "++models.gru.hidden_dim=4",
+    ]
+    applied = runner.invoke(cli, ["profile", "apply", "small"])
+    assert applied.exit_code == 0, applied.output
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["models"] == {
+        "gru": {"hidden_dim": 4}
+    }
+
+
+def test_bad_profile_is_refused_naming_the_key(tmp_path, monkeypatch):
+    _profiles(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = (tmp_path / "params.yaml").read_text()
+    result = CliRunner().invoke(cli, ["profile", "apply", "bad"])
+    assert result.exit_code == 1 and "train.epochs" in result.output
+    assert (tmp_path / "params.yaml").read_text() == before
+    missing = CliRunner().invoke(cli, ["profile", "apply", "nope"])
+    assert missing.exit_code == 1 and "known: bad, small" in missing.output

@@ -29,7 +29,7 @@ def test_merge_is_deep_and_does_not_touch_base():
     assert BASE["models"]["gru"]["hidden_dim"] == 8
 
 
-def test_null_model_is_removed_and_becomes_a_delete_override():
+def test_null_entry_is_removed_and_becomes_a_delete_override():
     profile = {"models": {"attention": None, "lstm": {"cell": "lstm"}}}
     assert set(merge(BASE, profile)["models"]) == {"gru", "lstm"}
     assert set_args(BASE, profile) == ["-S", "~models.attention", "-S", '++models.lstm.cell="lstm"']

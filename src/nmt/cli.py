@@ -87,6 +87,108 @@ def translate(
         click.echo(out)
 
 
+@cli.command()
+@click.option("--repo", default=".", show_default=True, help="The DVC project.")
+@click.option("--all-commits", is_flag=True, help="Experiments of every commit, not HEAD's.")
+def report(repo: str, all_commits: bool) -> None:
+    """Print a Markdown table of BLEU/chrF per experiment, model and test set."""
+    from nmt.report import ReportError, exp_show_json, markdown_table, rows_from_exp_show
+
+    try:
+        rows = rows_from_exp_show(exp_show_json(repo, all_commits))
+    except ReportError as err:
+        raise click.ClickException(str(err)) from None
+    if not rows:
+        raise click.ClickException("no evaluation metrics yet: run `dvc repro` first")
+    click.echo(markdown_table(rows))
+
+
+@cli.group()
+def profile() -> None:
+    """Named parameter sets under profiles/ (reference systems, CI's tiny run)."""
+
+
+_PROFILE_OPTIONS = [
+    click.argument("name"),
+    click.option("--params", "params_path", default="params.yaml", show_default=True),
+    click.option("--profiles", "profiles_dir", default="profiles", show_default=True),
+]
+
+
+def _profile_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(_PROFILE_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _load_profile(name: str, params_path: str, profiles_dir: str) -> tuple[dict, dict, str]:
+    from nmt.profiles import ProfileError, apply_profile, profile_path, read_yaml
+
+    try:
+        path = profile_path(name, profiles_dir)
+        base, overrides = read_yaml(params_path), read_yaml(path)
+        merged = apply_profile(base, overrides, str(path))
+    except (ProfileError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+    return base, overrides, merged
+
+
+@profile.command("apply")
+@_profile_options
+def profile_apply(name: str, params_path: str, profiles_dir: str) -> None:
+    """Write params.yaml with profile NAME layered over it."""
+    from nmt.profiles import write_params
+
+    _, _, merged = _load_profile(name, params_path, profiles_dir)
+    write_params(params_path, merged)
+    click.echo(f"{params_path}: profile {name!r} applied", err=True)
+
+
+@profile.command("args")
+@_profile_options
+def profile_args(name: str, params_path: str, profiles_dir: str) -> None:
+    """Print the `dvc exp run -S ...` arguments that apply profile NAME.
+
+    Use as: dvc exp run -n NAME $(nmt profile args NAME)
+    """
+    import shlex
+
+    from nmt.profiles import set_args
+
+    base, overrides, _ = _load_profile(name, params_path, profiles_dir)
+    click.echo(" ".join(shlex.quote(a) for a in set_args(base, overrides)))
+
+
+@profile.command("run", context_settings={"ignore_unknown_options": True})
+@_profile_options
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
+def profile_run(name: str, params_path: str, profiles_dir: str, dvc_args: tuple[str, ...]) -> None:
+    """Run profile NAME as the DVC experiment NAME: `dvc exp run -n NAME -S ...`.
+
+    Further arguments go to `dvc exp run` (e.g. --queue, then `dvc exp run --run-all`).
+    params.yaml is left as it is; the experiment records the changed params.
+    """
+    import shlex
+    import subprocess
+
+    from nmt.profiles import set_args
+
+    base, overrides, _ = _load_profile(name, params_path, profiles_dir)
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", name, *set_args(base, overrides)]
+    cmd += dvc_args
+    click.echo("+ dvc " + " ".join(shlex.quote(a) for a in cmd[3:]), err=True)
+    sys.exit(subprocess.call(cmd))
+
+
+@profile.command("list")
+@click.option("--profiles", "profiles_dir", default="profiles", show_default=True)
+def profile_list(profiles_dir: str) -> None:
+    """List the profiles and the first line of each one's description."""
+    for path in sorted(Path(profiles_dir).glob("*.yaml")):
+        first = next((ln for ln in path.read_text().splitlines() if ln.startswith("#")), "#")
+        click.echo(f"{path.stem:28s} {first.lstrip('# ').strip()}")
+
+
 def main() -> None:
     """Entry point of the ``nmt`` console script."""
     cli()

@@ -39,23 +39,30 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def merge(
-    base: dict[str, Any], overrides: dict[str, Any], path: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``overrides`` into a copy of ``base``; mappings merge, all else replaces.
 
-    ``models:`` entries merge too, so a profile can change one field of one model, and a
-    model set to null is removed.
+    Named entries (``models:``, ``evaluate.compare.pairs:``) merge too, so a profile can
+    change one field of one model; a mapping set to null is removed (a model, a pair).
     """
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        if value is None and path == ("models",):
-            out.pop(key, None)
+        if value is None and isinstance(out.get(key), dict):
+            out.pop(key)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, (*path, key))
+            out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _is_mapping(tree: dict[str, Any], dotted: str) -> bool:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, dict)
 
 
 def leaves(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -82,16 +89,14 @@ def set_args(base: dict[str, Any], profile: dict[str, Any]) -> list[str]:
     """``-S`` arguments for ``dvc exp run`` that turn ``base`` into base + profile.
 
     Uses the override grammar ``dvc exp run -S`` accepts: ``++key=value`` sets a key
-    (adding it if new), ``~key`` deletes one. A profile drops a model by setting it to
-    null (``models: {gru: null}``).
+    (adding it if new), ``~key`` deletes one (a model or pair the profile sets to null).
     """
     args: list[str] = []
     for key, value in leaves(profile):
-        if value is None and key.startswith("models.") and key.count(".") == 1:
-            if key.split(".", 1)[1] in base.get("models", {}):
-                args += ["-S", f"~{key}"]
-            continue
-        args += ["-S", f"++{key}={json.dumps(value)}"]
+        if value is None and _is_mapping(base, key):
+            args += ["-S", f"~{key}"]
+        else:
+            args += ["-S", f"++{key}={json.dumps(value)}"]
     return args
 
 
