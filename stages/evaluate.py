@@ -25,7 +25,7 @@ from nmt.evaluation import (
     read_test_set,
     search_settings,
 )
-from nmt.heatmap import pick_sentences, write_heatmaps
+from nmt.heatmap import pick_sentences, write_heatmaps, write_no_attention
 from nmt.translate import Translator
 from nmt.utils import atomic_path, write_json
 
@@ -62,7 +62,10 @@ def main(
             heldout = read_test_set(test_sets[HELDOUT], config.max_sentences)["src"].tolist()
             picked = [heldout[i] for i in pick_sentences(heldout, config.heatmaps)]
             maps = translator.attention(picked, search_settings(config)["greedy"], True)
-            written = write_heatmaps(maps, a_tmp, HELDOUT) if maps else []
+            if maps:
+                written = write_heatmaps(maps, a_tmp, HELDOUT)
+            else:  # a plain encoder-decoder (or no heatmaps asked for)
+                written = [write_no_attention(a_tmp, checkpoint.parent.name)]
     except (ParamsError, CheckpointError, DeviceError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
 

@@ -97,7 +97,8 @@ def test_evaluate_then_compare(project: Path):
         assert lengths["sentences"].sum() == 4
     maps = sorted(p.name for p in (project / "data/eval/attention/attention").iterdir())
     assert maps == ["heldout-0.png", "heldout-1.png"]
-    assert list((project / "data/eval/gru/attention").iterdir()) == []  # no attention
+    # no attention: one PNG that says so (an empty folder would vanish from git)
+    assert [p.name for p in (project / "data/eval/gru/attention").iterdir()] == ["no-attention.png"]
 
     compare = load_stage("compare")
     args = [

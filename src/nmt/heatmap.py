@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from nmt.translate import AttentionMap  # noqa: E402
 
-__all__ = ["pick_sentences", "plot_attention", "write_heatmaps"]
+__all__ = ["pick_sentences", "plot_attention", "write_heatmaps", "write_no_attention"]
 
 
 def pick_sentences(
@@ -63,3 +63,28 @@ def write_heatmaps(
         plot_attention(amap, path, title=" ".join(amap.source))
         paths.append(path)
     return paths
+
+
+def write_no_attention(out_dir: str | os.PathLike[str], model: str) -> Path:
+    """A one-line PNG saying ``model`` has no attention to show.
+
+    The heatmap folder is a declared output: leaving it empty would vanish from git and
+    make DVC see a changed output on a fresh clone.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "no-attention.png"
+    fig = plt.figure(figsize=(4.0, 0.6))
+    try:
+        fig.text(
+            0.5,
+            0.5,
+            f"{model}: no attention (plain encoder-decoder)",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+        fig.savefig(path, dpi=80)
+    finally:
+        plt.close(fig)
+    return path
