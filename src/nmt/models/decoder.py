@@ -23,6 +23,13 @@ def reorder_state(state: RNNState, index: Tensor) -> RNNState:
     return state.index_select(1, index)
 
 
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype in force on ``device``'s type, or None."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
 def top_layer(state: RNNState) -> Tensor:
     """The last layer's hidden state (B, H)."""
     h = state[0] if isinstance(state, tuple) else state
@@ -148,36 +155,42 @@ class BahdanauDecoder(RNNDecoder):
             return super().unroll(emb, state, enc)
         rnn, attn = self.rnn, self.attention
         assert isinstance(attn, BahdanauAttention)
-        e, h3 = emb.size(-1), 3 * self.hidden_dim
+        e, h3, a = emb.size(-1), 3 * self.hidden_dim, attn.query_proj.out_features
         w_ih, b_ih = rnn.weight_ih_l0, rnn.bias_ih_l0
         gi_emb = F.linear(emb, w_ih[:, :e], b_ih)  # (B, T, 3H), all steps at once
         memory = enc.memory
+        m = memory.size(-1)
         # (B, S, M + 3H): the context and the context's input-gate share, per source word
         mem_all = torch.cat([memory, F.linear(memory, w_ih[:, e:]).to(memory.dtype)], dim=-1)
         w_h = torch.cat([rnn.weight_hh_l0, attn.query_proj.weight], dim=0)  # (3H + A, H)
-        b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(attn.query_proj.out_features)])
-        keys = enc.keys  # (B, S, A)
-        v = attn.v.weight[0]  # (A,)
+        b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(a)])
+        keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
+        low = _autocast_dtype(memory.device)
+        if low is not None:  # cast once, not at every step
+            w_h, b_h, v, mem_all = w_h.to(low), b_h.to(low), v.to(low), mem_all.to(low)
         neg = torch.zeros(enc.mask.shape, dtype=torch.float32, device=memory.device)
         neg = neg.masked_fill(~enc.mask, float("-inf"))  # (B, S) additive mask
-        m = memory.size(-1)
         h = top_layer(state).float()  # (B, H)
         outs, contexts = [], []
-        for t in range(emb.size(1)):
-            hq = F.linear(h, w_h, b_h)
-            gh, q = hq[:, :h3].float(), hq[:, h3:]
+        # unbind/split (not indexing) so that backward stacks the step gradients once
+        # instead of filling a zero tensor of the whole input at every step
+        for gi_t in gi_emb.unbind(1):
+            gh, q = F.linear(h, w_h, b_h).split([h3, a], dim=-1)
             scores = torch.matmul(torch.tanh(q.unsqueeze(1) + keys), v).float() + neg
             weights = torch.softmax(scores, dim=-1)  # (B, S)
-            both = torch.bmm(weights.unsqueeze(1).to(mem_all.dtype), mem_all).squeeze(1)
-            gi = gi_emb[:, t].float() + both[:, m:].float()
-            i_r, i_z, i_n = gi.chunk(3, dim=-1)
-            h_r, h_z, h_n = gh.chunk(3, dim=-1)
+            context, gi_c = (
+                torch.bmm(weights.unsqueeze(1).to(mem_all.dtype), mem_all)
+                .squeeze(1)
+                .split([m, h3], dim=-1)
+            )
+            i_r, i_z, i_n = (gi_t.float() + gi_c.float()).chunk(3, dim=-1)
+            h_r, h_z, h_n = gh.float().chunk(3, dim=-1)
             r = torch.sigmoid(i_r + h_r)
             z = torch.sigmoid(i_z + h_z)
             n = torch.tanh(i_n + r * h_n)
             h = n + z * (h - n)  # (1 - z) * n + z * h
             outs.append(h)
-            contexts.append(both[:, :m])
+            contexts.append(context)
         out = torch.stack(outs, dim=1)
         ctx = torch.stack(contexts, dim=1)
         return torch.cat([out.to(ctx.dtype), ctx], dim=-1)
