@@ -159,40 +159,36 @@ class BahdanauDecoder(RNNDecoder):
         w_ih, b_ih = rnn.weight_ih_l0, rnn.bias_ih_l0
         gi_emb = F.linear(emb, w_ih[:, :e], b_ih)  # (B, T, 3H), all steps at once
         memory = enc.memory
-        m = memory.size(-1)
-        # (B, S, M + 3H): the context and the context's input-gate share, per source word
-        mem_all = torch.cat([memory, F.linear(memory, w_ih[:, e:]).to(memory.dtype)], dim=-1)
+        # (B, S, 3H): each source word's share of the input gates; per step, the context's
+        # share is then weights @ mem_gates (the context itself is one bmm after the loop)
+        mem_gates = F.linear(memory, w_ih[:, e:]).to(memory.dtype)
         w_h = torch.cat([rnn.weight_hh_l0, attn.query_proj.weight], dim=0)  # (3H + A, H)
         b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(a)])
         keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
         low = _autocast_dtype(memory.device)
         if low is not None:  # cast once, not at every step
-            w_h, b_h, v, mem_all = w_h.to(low), b_h.to(low), v.to(low), mem_all.to(low)
+            w_h, b_h, v, mem_gates = w_h.to(low), b_h.to(low), v.to(low), mem_gates.to(low)
         neg = torch.zeros(enc.mask.shape, dtype=torch.float32, device=memory.device)
         neg = neg.masked_fill(~enc.mask, float("-inf"))  # (B, S) additive mask
+        h2 = 2 * self.hidden_dim
         h = top_layer(state).float()  # (B, H)
-        outs, contexts = [], []
+        outs, all_weights = [], []
         # unbind/split (not indexing) so that backward stacks the step gradients once
         # instead of filling a zero tensor of the whole input at every step
         for gi_t in gi_emb.unbind(1):
             gh, q = F.linear(h, w_h, b_h).split([h3, a], dim=-1)
             scores = torch.matmul(torch.tanh(q.unsqueeze(1) + keys), v).float() + neg
-            weights = torch.softmax(scores, dim=-1)  # (B, S)
-            context, gi_c = (
-                torch.bmm(weights.unsqueeze(1).to(mem_all.dtype), mem_all)
-                .squeeze(1)
-                .split([m, h3], dim=-1)
-            )
-            i_r, i_z, i_n = (gi_t.float() + gi_c.float()).chunk(3, dim=-1)
-            h_r, h_z, h_n = gh.float().chunk(3, dim=-1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            h = n + z * (h - n)  # (1 - z) * n + z * h
+            weights = torch.softmax(scores, dim=-1).unsqueeze(1)  # (B, 1, S)
+            gi_c = torch.bmm(weights.to(mem_gates.dtype), mem_gates).squeeze(1)
+            i_rz, i_n = (gi_t.float() + gi_c.float()).split([h2, self.hidden_dim], dim=-1)
+            h_rz, h_n = gh.float().split([h2, self.hidden_dim], dim=-1)
+            r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+            n = torch.tanh(torch.addcmul(i_n, r, h_n))
+            h = torch.lerp(n, h, z)  # (1 - z) * n + z * h
             outs.append(h)
-            contexts.append(context)
-        out = torch.stack(outs, dim=1)
-        ctx = torch.stack(contexts, dim=1)
+            all_weights.append(weights)
+        out = torch.stack(outs, dim=1)  # (B, T, H)
+        ctx = torch.bmm(torch.cat(all_weights, dim=1).to(memory.dtype), memory)  # (B, T, M)
         return torch.cat([out.to(ctx.dtype), ctx], dim=-1)
 
 

@@ -78,9 +78,14 @@ class Encoder(nn.Module):
     def forward(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
         """src: (B, S) token ids; lengths: (B,) real lengths (>= 1), on any device."""
         emb = self.dropout(self.embedding(src))  # (B, S, E)
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, hidden = self.rnn(packed)
-        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        cpu_lengths = lengths.cpu()
+        if bool((cpu_lengths == src.size(1)).all()):
+            # No padding (common with length-bucketed batches): packing would change nothing.
+            memory, hidden = self.rnn(emb)
+        else:
+            packed = pack_padded_sequence(emb, cpu_lengths, batch_first=True, enforce_sorted=False)
+            out, hidden = self.rnn(packed)
+            memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (L*D, B, H)
         top = h_n.view(self.layers, self.directions, *h_n.shape[1:])[-1]  # (D, B, H)
         final = torch.cat(list(top), dim=-1)  # (B, D*H)
