@@ -63,7 +63,7 @@ def warmup_factor(step: int, params: LRScheduleParams) -> float:
 
 
 class _WarmupLambda:
-    """Picklable-free callable for LambdaLR (its state is rebuilt from params, not saved)."""
+    """The warm-up multiplier for LambdaLR; rebuilt from params on resume, never saved."""
 
     def __init__(self, params: LRScheduleParams) -> None:
         self.params = params

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -392,7 +391,3 @@ def _format_record(r: EpochRecord) -> str:
         f"(free {r['valid_loss_free']:.3f}) | BLEU {r['valid_bleu']:.2f} | "
         f"tf {r['teacher_forcing']:.2f} | lr {r['lr']:.2e} | {r['tokens_per_s']:.0f} tok/s"
     )
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 50.0))
