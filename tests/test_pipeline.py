@@ -61,22 +61,44 @@ def test_every_stage_writes_its_outputs_and_metrics(repo: Path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     manifest = json.loads((repo / "data/raw/manifest.json").read_text())
     assert set(params["data"]["corpora"]) | set(params["data"]["test_sets"]) <= set(manifest)
+    assert all(len(entry["sha256"]) == 64 for entry in manifest.values())
     for split in ("train", "valid", "test", *params["data"]["test_sets"]):
         assert (repo / f"data/prepared/{split}.parquet").is_file()
+
     data = json.loads((repo / "metrics/data.json").read_text())
-    assert data  # per-corpus counts, checked in detail by the prepare tests
+    for name, cap in params["prepare"]["max_pairs"].items():
+        counts = data["corpora"][name]
+        assert counts["kept"] == cap and counts["read"] == counts["kept"] + counts["dropped"]
+    assert data["test_sets"]["newstest2014"]["kept"] == 3003  # kept whole
+    assert sum(data["splits"][s] for s in ("train", "valid", "test")) > 3000
+
     vocab = json.loads((repo / "metrics/vocab.json").read_text())
-    assert vocab
+    assert vocab["kind"] == "subword" and vocab["src_vocab_size"] == params["vocab"]["vocab_size"]
+
     for model in params["models"]:
         assert (repo / f"models/{model}/best.pt").is_file()
         train = json.loads((repo / f"metrics/train/{model}.json").read_text())
-        assert train
+        assert train["best_epoch"] == 1 and train["parameters"] > 0
+        assert {"valid_bleu", "valid_loss", "valid_loss_free"} <= set(train["best"])
         evaluation = json.loads((repo / f"metrics/eval/{model}.json").read_text())
-        assert evaluation
+        assert evaluation["newstest2014"]["sentences"] == params["evaluate"]["max_sentences"]
+        assert evaluation["heldout"]["sentences"] == data["splits"]["test"]
+        for test_set in ("heldout", "newstest2014"):
+            assert set(evaluation[test_set]["beam"]) == {"bleu", "chrf"}
+        assert evaluation["signatures"]["bleu"].startswith("nrefs:1|case:mixed")
+        assert list((repo / f"metrics/eval/{model}/attention").glob("*.png"))
+    compare = json.loads((repo / "metrics/eval/compare/attention_vs_gru.json").read_text())
+    assert 0.0 <= compare["newstest2014"]["bleu"]["p_value"] <= 1.0
+
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], repo))
-    assert shown
-    plots = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], repo))
-    assert plots
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/eval/gru.json", "metrics/eval/attention.json"} <= set(files)
+    plots = json.loads(run([str(BIN / "dvc"), "plots", "show", "--json"], repo))["data"]
+    assert {"Training loss (per target token)", "Validation BLEU (greedy)"} <= set(plots)
+    assert "metrics/eval/attention/attention/heldout-0.png" in plots
+    assert not any(p.get("errors") for entries in plots.values() for p in entries)
+    report = run([str(BIN / "nmt"), "report"], repo)
+    assert "| workspace | attention | newstest2014 | 200 |" in report
 
 
 def test_second_repro_does_nothing(repo: Path):
