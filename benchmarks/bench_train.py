@@ -22,6 +22,12 @@ Prints target tokens per second (words + ``<eos>``) for
 each against (a), and the fraction of the matmul peak (measured in the same run with a
 large fp32 and bf16 matmul) that the model's FLOPs per second reach. Figures only, no
 asserts: on a shared machine the timings are noisy.
+
+Measured on a 2-core AMD EPYC (Zen 5, avx512_bf16) shared with other jobs (load about 1):
+peak fp32 209 / bf16 864 GFLOP/s; 22.1 MFLOP per target token; (a) 140 tok/s; (b) fp32
+4,627 tok/s (33x, 49% of peak); (c) bf16 6,374 tok/s (46x, 16% of peak), losses within
+0.004 of fp32's over 120 batches. ``--minutes 10`` (bf16): 5,283 tok/s, greedy BLEU 47.5
+on the 2,000 held-out pairs.
 """
 
 from __future__ import annotations
