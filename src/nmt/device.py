@@ -27,7 +27,7 @@ def resolve_device(name: str, cuda_available: Callable[[], bool] | None = None) 
         return torch.device("cuda" if has_cuda else "cpu")
     if name == "cuda":
         if not has_cuda:
-            raise DeviceError("train.device is 'cuda' but no CUDA device is available")
+            raise DeviceError("device 'cuda' was asked for but no CUDA device is available")
         return torch.device("cuda")
     if name == "cpu":
         return torch.device("cpu")
