@@ -35,3 +35,8 @@ def test_markdown_table_is_one_line_per_row_with_placeholders():
     table = markdown_table(rows).splitlines()
     assert table[0].startswith("| Experiment | Model | Test set | Sentences | BLEU (beam)")
     assert table[2] == "| aaaaaaa | attention | heldout | 3 | 12.5 | 40.1 | 11.0 | – |"
+
+
+def test_an_unchanged_workspace_is_not_listed_twice():
+    same = rows_from_exp_show([entry("workspace", None, 12.5), entry("a" * 40, "main", 12.5)])
+    assert [r.experiment for r in same] == ["main"]

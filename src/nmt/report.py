@@ -42,7 +42,18 @@ def exp_show_json(repo: str = ".", all_commits: bool = False) -> list[dict[str, 
 
 
 def _revisions(entries: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(name, data) for each baseline revision and each experiment under it."""
+    """(name, data) for each baseline revision and each experiment under it.
+
+    The workspace is left out when its metrics are those of the commit after it (nothing
+    was re-run since), so a table never shows the same results twice.
+    """
+    if (
+        len(entries) > 1
+        and entries[0]["rev"] == "workspace"
+        and (entries[0].get("data") or {}).get("metrics")
+        == (entries[1].get("data") or {}).get("metrics")
+    ):
+        entries = entries[1:]
     for entry in entries:
         rev = entry["rev"]
         name = entry.get("name") or (rev[:7] if len(rev) == 40 else rev)
