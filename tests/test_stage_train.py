@@ -17,14 +17,7 @@ from nmt.vocab import SPECIALS, WordTokenizer, save_tokenizers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
 import train as train_stage  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the machine's cores are shared, and these models are tiny."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,14 +22,7 @@ from nmt.optim import (
 from nmt.training import ValidSet, fit, rng_state, set_rng_state
 from nmt.vocab import PAD_ID, SPECIALS, WordTokenizer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the machine's cores are shared, and these models are tiny."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DIGITS = WordTokenizer(list(SPECIALS) + [str(i) for i in range(10)])
