@@ -32,10 +32,8 @@ def ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tracked project with the tiny profile applied, reproduced once."""
-    dest = tmp_path_factory.mktemp("pipeline") / "repo"
+def copy_project(dest: Path) -> Path:
+    """A git repository at ``dest`` holding the project's files, without its results."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=ROOT,
@@ -51,6 +49,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tracked project with the tiny profile applied, reproduced once."""
+    dest = copy_project(tmp_path_factory.mktemp("pipeline") / "repo")
     run([str(BIN / "nmt"), "profile", "apply", "tiny"], dest)
     out = run([str(BIN / "dvc"), "repro"], dest)
     assert {"download", "prepare", "vocab", "train@gru", "train@attention"} <= ran_stages(out)
@@ -116,3 +121,23 @@ def test_training_param_reruns_only_training_and_evaluation(repo: Path):
     assert stages, out
     assert all(s.startswith(("train@", "evaluate@", "compare")) for s in stages), stages
     assert {"train@gru", "train@attention"} <= stages
+
+
+@pytest.mark.parametrize(
+    ("profile", "model"), [("ref-antonyms-char-rnn", "char_rnn"), ("ref-fr-en-lstm", "lstm")]
+)
+def test_smallest_reference_systems_run_by_their_documented_command(
+    tmp_path: Path, profile: str, model: str
+):
+    dest = copy_project(tmp_path / "repo")
+    out = run([str(BIN / "nmt"), "profile", "run", profile], dest)
+    assert {"download", "prepare", "vocab", f"train@{model}", f"evaluate@{model}"} <= ran_stages(
+        out
+    )
+    assert not {"train@gru", "train@attention"} & ran_stages(out)
+    report = run([str(BIN / "nmt"), "report"], dest)
+    rows = [line.split("|")[1:-1] for line in report.splitlines() if profile in line]
+    assert rows, report
+    (name, row_model, test_set, sentences, *scores) = (cell.strip() for cell in rows[0])
+    assert (name, row_model, test_set) == (profile, model, "heldout")
+    assert int(sentences) > 0 and all(0.0 <= float(x) <= 100.0 for x in scores)
