@@ -40,3 +40,13 @@ def test_markdown_table_is_one_line_per_row_with_placeholders():
 def test_an_unchanged_workspace_is_not_listed_twice():
     same = rows_from_exp_show([entry("workspace", None, 12.5), entry("a" * 40, "main", 12.5)])
     assert [r.experiment for r in same] == ["main"]
+
+
+def test_queued_running_and_failed_experiments_are_left_out():
+    def exp(name: str, state: str | None) -> dict:
+        executor = {"executor": {"state": state}} if state else {}
+        return {"name": name, **executor, "revs": [{"name": name, **entry(name, name, 1.0)}]}
+
+    states = {"done": "success", "old": None, "busy": "running", "later": "queued", "bad": "failed"}
+    entries = [entry("a" * 40, "main", 13.0, [exp(n, s) for n, s in states.items()])]
+    assert [r.experiment for r in rows_from_exp_show(entries)] == ["main", "done", "old"]

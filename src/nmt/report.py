@@ -45,7 +45,8 @@ def _revisions(entries: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, A
     """(name, data) for each baseline revision and each experiment under it.
 
     The workspace is left out when its metrics are those of the commit after it (nothing
-    was re-run since), so a table never shows the same results twice.
+    was re-run since), so a table never shows the same results twice; so are experiments
+    that are queued, running or failed (a running one shows its baseline's metrics).
     """
     if (
         len(entries) > 1
@@ -60,6 +61,9 @@ def _revisions(entries: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, A
         if entry.get("data"):
             yield name, entry["data"]
         for exp in entry.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "success")
+            if state != "success":
+                continue  # queued, running or failed: no results of its own yet
             for rev in exp.get("revs") or []:
                 if rev.get("data"):
                     yield rev.get("name") or exp.get("name") or rev["rev"][:7], rev["data"]
