@@ -55,9 +55,10 @@ from nmt.config import ModelParams, TrainParams  # noqa: E402
 from nmt.config.data import NormalizeParams  # noqa: E402
 from nmt.data.normalize import Normalizer  # noqa: E402
 from nmt.decoding import greedy_search, max_output_lengths  # noqa: E402
+from nmt.download import mirror_from_env  # noqa: E402
 from nmt.models import Seq2Seq, build_model, count_parameters  # noqa: E402
 from nmt.optim import build_optimizer, masked_cross_entropy  # noqa: E402
-from nmt.training import train_epoch  # noqa: E402
+from nmt.training import batch_logits, train_epoch  # noqa: E402
 from nmt.vocab import EOS_ID, SOS_ID, WordTokenizer, build_table_tokens  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -83,11 +84,8 @@ class Data:
 
 
 def mirror_root() -> Path:
-    env = os.environ.get("NMT_DATA_MIRROR")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[1]
-    return here.parent / "shared" / "data" / "mirror"
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "mirror"
+    return mirror_from_env(os.environ) or default
 
 
 def load_data(held_out: int = 2000, seed: int = 0) -> Data:
@@ -177,8 +175,6 @@ def per_sentence_baseline(data: Data, seconds: float) -> tuple[float, int]:
 
 def flops_per_token(model: Seq2Seq, data: Data, batches: list[np.ndarray]) -> float:
     """Model FLOPs (forward + backward, as counted by torch) per target token."""
-    from nmt.training import batch_logits
-
     flops = tokens = 0
     for idx in batches:
         batch = collate(data.train, idx)
@@ -191,6 +187,24 @@ def flops_per_token(model: Seq2Seq, data: Data, batches: list[np.ndarray]) -> fl
     return flops / tokens
 
 
+class Trainer:
+    """A fresh model and optimizer at batch 64; ``run`` trains over some batches."""
+
+    def __init__(
+        self, data: Data, dtype: torch.dtype | None, lr: float = 1e-3, clip: float | None = None
+    ) -> None:
+        self.data, self.dtype = data, dtype
+        self.model = fresh_model(data)
+        self.params = TrainParams(batch_size=64, batch_tokens=None, lr=lr, clip_grad_norm=clip)
+        self.optimizer = build_optimizer(self.model, self.params)
+
+    def run(self, batches: list[np.ndarray]) -> dict[str, float]:
+        return train_epoch(
+            self.model, self.data.train, batches, self.optimizer, step_scheduler=None,
+            params=self.params, ratio=1.0, device=CPU, dtype=self.dtype,
+        )  # fmt: skip
+
+
 def batched(
     data: Data, batches: list[np.ndarray], dtype: torch.dtype | None, chunk: int
 ) -> tuple[float, list[float]]:
@@ -198,15 +212,10 @@ def batched(
 
     The first chunk warms up (one-off kernel and primitive set-up) and is not timed.
     """
-    model = fresh_model(data)
-    params = TrainParams(batch_size=64, batch_tokens=None, lr=1e-3, clip_grad_norm=None)
-    optimizer = build_optimizer(model, params)
+    trainer = Trainer(data, dtype)
     losses, tokens, seconds = [], 0, 0.0
     for k in range(0, len(batches), chunk):
-        stats = train_epoch(
-            model, data.train, batches[k : k + chunk], optimizer, step_scheduler=None,
-            params=params, ratio=1.0, device=CPU, dtype=dtype,
-        )  # fmt: skip
+        stats = trainer.run(batches[k : k + chunk])
         losses.append(stats["loss"])
         if k > 0:
             tokens += stats["tokens"]
@@ -217,13 +226,10 @@ def batched(
 def profile_table(data: Data, batches: list[np.ndarray], dtype: torch.dtype | None) -> str:
     from torch.profiler import profile
 
-    model = fresh_model(data)
-    params = TrainParams(batch_size=64, batch_tokens=None, clip_grad_norm=None)
-    optimizer = build_optimizer(model, params)
-    kw = dict(step_scheduler=None, params=params, ratio=1.0, device=CPU, dtype=dtype)
-    train_epoch(model, data.train, batches[:5], optimizer, **kw)
+    trainer = Trainer(data, dtype)
+    trainer.run(batches[:5])
     with profile() as prof:
-        train_epoch(model, data.train, batches[5:], optimizer, **kw)
+        trainer.run(batches[5:])
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
 
 
@@ -245,9 +251,7 @@ def greedy_bleu(model: Seq2Seq, data: Data, batch_size: int = 200) -> float:
 
 
 def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) -> None:
-    model = fresh_model(data)
-    params = TrainParams(batch_size=64, batch_tokens=None, lr=lr, clip_grad_norm=1.0)
-    optimizer = build_optimizer(model, params)
+    trainer = Trainer(data, dtype, lr=lr, clip=1.0)
     deadline = time.perf_counter() + minutes * 60
     epoch, tokens, seconds = 0, 0, 0.0
     while time.perf_counter() < deadline:
@@ -257,15 +261,12 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
         for k in range(0, len(batches), 100):
             if time.perf_counter() >= deadline:
                 break
-            stats = train_epoch(
-                model, data.train, batches[k : k + 100], optimizer, step_scheduler=None,
-                params=params, ratio=1.0, device=CPU, dtype=dtype,
-            )  # fmt: skip
+            stats = trainer.run(batches[k : k + 100])
             tokens += stats["tokens"]
             seconds += stats["seconds"]
         epoch += 1
         click.echo(f"  epoch {epoch} done, {tokens / seconds:,.0f} tok/s, loss {stats['loss']:.3f}")
-    bleu = greedy_bleu(model, data)
+    bleu = greedy_bleu(trainer.model, data)
     click.echo(
         f"trained {seconds / 60:.1f} min ({tokens:,} target tokens, {tokens / seconds:,.0f} "
         f"tok/s, {epoch} epochs begun); greedy BLEU on {len(data.held_out)} held-out pairs: "

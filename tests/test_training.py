@@ -19,7 +19,7 @@ from nmt.optim import (
     scheduler_state,
     warmup_factor,
 )
-from nmt.training import ValidSet, fit, rng_state, set_rng_state
+from nmt.training import ValidSet, batch_logits, fit, rng_state, set_rng_state
 from nmt.vocab import PAD_ID, SPECIALS, WordTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -270,8 +270,6 @@ def test_fused_bahdanau_unroll_equals_stepping_and_selects_real_positions():
         step_logits, state, _ = model.decode_step(batch.tgt_in[:, t], state, enc)
         steps.append(step_logits)
     torch.testing.assert_close(torch.stack(steps, 1), logits)
-    from nmt.training import batch_logits
-
     flat, target = batch_logits(model, batch)
     real = batch.tgt_out != PAD_ID
     assert flat.shape == (batch.n_tokens, len(DIGITS)) and target.shape == (batch.n_tokens,)
