@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nmt.models.attention import BahdanauAttention, build_attention
 from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
+from nmt.models.recurrence import BahdanauGRU, Tanh
 
 
 def reorder_state(state: RNNState, index: Tensor) -> RNNState:
@@ -124,71 +125,82 @@ class PlainDecoder(RNNDecoder):
 
 class BahdanauDecoder(RNNDecoder):
     """Additive attention queried with the previous state s_{t-1}; the context feeds the
-    recurrent input, so steps are sequential. ``enc.keys``: (B, S, A) projected memory."""
+    recurrent input, so steps are sequential. ``enc.keys``: (B, S, A) projected memory.
+
+    For a one-layer GRU the cell is written out (:attr:`fused`), so that no per-step work
+    is done that could be batched: the context's share of the input gates is
+    ``weights @ (memory @ W_c^T)``, with that product made once per batch and kept in
+    ``enc.values`` (B, S, 3H); the embedding's share runs once over all steps in
+    :meth:`unroll`; gate arithmetic and the state stay in fp32 under autocast. Other cells
+    and deeper decoders run ``nn.GRU``/``nn.LSTM``/``nn.RNN`` one step at a time.
+    """
 
     def __init__(
         self, cell: str, emb_dim: int, hidden_dim: int, memory_dim: int, layers: int, dropout: float
     ) -> None:
         super().__init__(cell, emb_dim + memory_dim, hidden_dim, memory_dim, layers, dropout)
         self.attention = build_attention("bahdanau", hidden_dim, memory_dim)
+        self.emb_dim = emb_dim
+        self.fused = cell == "gru" and layers == 1
 
     def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        return enc.with_keys(self.attention.precompute(enc.memory))
+        keys = self.attention.precompute(enc.memory)
+        if not self.fused:
+            return enc.with_keys(keys)
+        # (B, S, 3H): each source word's share of the input gates
+        mem_gates = F.linear(enc.memory, self.rnn.weight_ih_l0[:, self.emb_dim :])
+        return enc.with_keys(keys, mem_gates.to(enc.memory.dtype))
 
     def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
-        context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
-        out, state = self.rnn(torch.cat([emb, context], dim=-1).unsqueeze(1), state)
-        return torch.cat([out.squeeze(1), context], dim=-1), state, attn
+        if not self.fused:
+            context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
+            out, state = self.rnn(torch.cat([emb, context], dim=-1).unsqueeze(1), state)
+            return torch.cat([out.squeeze(1), context], dim=-1), state, attn
+        rnn, attention, h_dim = self.rnn, self.attention, self.hidden_dim
+        assert isinstance(attention, BahdanauAttention)
+        h = state[-1]  # (B, H)
+        gh = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).float()
+        q = attention.query_proj(h)  # (B, A)
+        u = Tanh.apply(q.unsqueeze(1) + enc.keys)  # (B, S, A)
+        scores = torch.matmul(u, attention.v.weight[0].to(u.dtype)).float()
+        attn = torch.softmax(scores.masked_fill(~enc.mask, float("-inf")), dim=-1)  # (B, S)
+        context = torch.bmm(attn.unsqueeze(1).to(enc.memory.dtype), enc.memory).squeeze(1)
+        gi_c = torch.bmm(attn.unsqueeze(1).to(enc.values.dtype), enc.values).squeeze(1)
+        gi = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)
+        i_rz, i_n = (gi.float() + gi_c.float()).split([2 * h_dim, h_dim], dim=-1)
+        h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
+        r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+        n = Tanh.apply(torch.addcmul(i_n, r, h_n))
+        h = torch.lerp(n, h.float(), z)  # (1 - z) * n + z * h
+        return torch.cat([h.to(context.dtype), context], dim=-1), h.unsqueeze(0), attn
 
     def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
         """emb: (B, T, E) -> features (B, T, F); the same values as stepping, faster.
 
-        For a one-layer GRU the cell is written out so that no per-step work is done that
-        could be batched: the embedding half of the input gates runs once over all steps;
-        the context half is ``weights @ (memory @ W_c^T)``, with the memory projected once
-        per batch, so one bmm per step yields both the context and its gate inputs; the
-        hidden-gate matmul and the attention's query projection share one matmul. Gate
-        arithmetic and the state stay in fp32 under autocast. Other cells loop over
-        :meth:`step`.
+        The fused GRU's step loop is :class:`~nmt.models.recurrence.BahdanauGRU`, whose
+        written-out backward leaves only the recurrent gradients to a step loop; its
+        hidden-gate matmul and the attention's query projection share one matmul. Other
+        cells loop over :meth:`step`.
         """
-        if self.cell != "gru" or self.layers != 1:
+        if not self.fused:
             return super().unroll(emb, state, enc)
         rnn, attn = self.rnn, self.attention
-        assert isinstance(attn, BahdanauAttention)
-        e, h3, a = emb.size(-1), 3 * self.hidden_dim, attn.query_proj.out_features
-        w_ih, b_ih = rnn.weight_ih_l0, rnn.bias_ih_l0
-        gi_emb = F.linear(emb, w_ih[:, :e], b_ih)  # (B, T, 3H), all steps at once
-        memory = enc.memory
-        # (B, S, 3H): each source word's share of the input gates; per step, the context's
-        # share is then weights @ mem_gates (the context itself is one bmm after the loop)
-        mem_gates = F.linear(memory, w_ih[:, e:]).to(memory.dtype)
+        assert isinstance(attn, BahdanauAttention) and enc.values is not None
+        a = attn.query_proj.out_features
+        gi_emb = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)  # (B, T, 3H)
+        memory, mem_gates = enc.memory, enc.values
         w_h = torch.cat([rnn.weight_hh_l0, attn.query_proj.weight], dim=0)  # (3H + A, H)
         b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(a)])
         keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
         low = _autocast_dtype(memory.device)
         if low is not None:  # cast once, not at every step
-            w_h, b_h, v, mem_gates = w_h.to(low), b_h.to(low), v.to(low), mem_gates.to(low)
+            w_h, b_h = w_h.to(low), b_h.to(low)
         neg = torch.zeros(enc.mask.shape, dtype=torch.float32, device=memory.device)
         neg = neg.masked_fill(~enc.mask, float("-inf"))  # (B, S) additive mask
-        h2 = 2 * self.hidden_dim
-        h = top_layer(state).float()  # (B, H)
-        outs, all_weights = [], []
-        # unbind/split (not indexing) so that backward stacks the step gradients once
-        # instead of filling a zero tensor of the whole input at every step
-        for gi_t in gi_emb.unbind(1):
-            gh, q = F.linear(h, w_h, b_h).split([h3, a], dim=-1)
-            scores = torch.matmul(torch.tanh(q.unsqueeze(1) + keys), v).float() + neg
-            weights = torch.softmax(scores, dim=-1).unsqueeze(1)  # (B, 1, S)
-            gi_c = torch.bmm(weights.to(mem_gates.dtype), mem_gates).squeeze(1)
-            i_rz, i_n = (gi_t.float() + gi_c.float()).split([h2, self.hidden_dim], dim=-1)
-            h_rz, h_n = gh.float().split([h2, self.hidden_dim], dim=-1)
-            r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
-            n = torch.tanh(torch.addcmul(i_n, r, h_n))
-            h = torch.lerp(n, h, z)  # (1 - z) * n + z * h
-            outs.append(h)
-            all_weights.append(weights)
-        out = torch.stack(outs, dim=1)  # (B, T, H)
-        ctx = torch.bmm(torch.cat(all_weights, dim=1).to(memory.dtype), memory)  # (B, T, M)
+        h0 = top_layer(state)
+        h0 = h0.to(torch.promote_types(h0.dtype, torch.float32))  # (B, H), fp32 under autocast
+        out, weights = BahdanauGRU.apply(gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg)
+        ctx = torch.bmm(weights.to(memory.dtype), memory)  # (B, T, M)
         return torch.cat([out.to(ctx.dtype), ctx], dim=-1)
 
 

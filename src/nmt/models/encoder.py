@@ -22,12 +22,15 @@ class EncoderOutput:
     mask:   (B, S) bool, True on real source tokens.
     final:  (B, M) the top layer's last state (both directions concatenated).
     keys:   decoder-specific precomputation over ``memory`` (see each decoder), or None.
+    values: decoder-specific, what the attention weights sum besides ``memory`` (see
+            :class:`~nmt.models.decoder.BahdanauDecoder`), or None.
     """
 
     memory: Tensor
     mask: Tensor
     final: Tensor
     keys: Tensor | None = None
+    values: Tensor | None = None
 
     def index_select(self, index: Tensor) -> EncoderOutput:
         """Reorder/expand the batch: index (B',) of rows to take (beam search)."""
@@ -36,10 +39,11 @@ class EncoderOutput:
             mask=self.mask.index_select(0, index),
             final=self.final.index_select(0, index),
             keys=None if self.keys is None else self.keys.index_select(0, index),
+            values=None if self.values is None else self.values.index_select(0, index),
         )
 
-    def with_keys(self, keys: Tensor | None) -> EncoderOutput:
-        return replace(self, keys=keys)
+    def with_keys(self, keys: Tensor | None, values: Tensor | None = None) -> EncoderOutput:
+        return replace(self, keys=keys, values=values)
 
 
 class Encoder(nn.Module):

@@ -15,6 +15,7 @@ from nmt.models.decoder import (
     reorder_state,
 )
 from nmt.models.encoder import Encoder, EncoderOutput, RNNState
+from nmt.models.recurrence import Tanh
 
 PAD_ID = 0
 
@@ -58,15 +59,25 @@ class Seq2Seq(nn.Module):
 
     def logits(self, features: Tensor) -> Tensor:
         """features: (..., F) -> logits (..., V)."""
-        return self.generator(torch.tanh(self.pre_output(self.dropout(features))))
+        return self.generator(self.readout(features))
+
+    def readout(self, features: Tensor) -> Tensor:
+        """features: (..., F) -> the generator's input (..., E), each value in [-1, 1]."""
+        return Tanh.apply(self.pre_output(self.dropout(features)))
 
     def decode_step(
         self, prev: Tensor, state: RNNState, enc: EncoderOutput
     ) -> tuple[Tensor, RNNState, Tensor | None]:
         """prev: (B,) previous tokens -> logits (B, V), new state, attention (B, S) or None."""
-        emb = self.dropout(self.tgt_embedding(prev))
-        feats, state, attn = self.decoder.step(emb, state, enc)
+        feats, state, attn = self.decoder.step(self.dropout(self.tgt_embedding(prev)), state, enc)
         return self.logits(feats), state, attn
+
+    def decode_step_readout(
+        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        """:meth:`decode_step` short of the generator: the readout (B, E) instead of logits."""
+        feats, state, attn = self.decoder.step(self.dropout(self.tgt_embedding(prev)), state, enc)
+        return self.readout(feats), state, attn
 
     def reorder(
         self, state: RNNState, enc: EncoderOutput, index: Tensor
