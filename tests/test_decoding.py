@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -6,8 +7,10 @@ import torch
 from nmt.config import ModelParams
 from nmt.decoding import (
     EOS_ID,
+    PAD_ID,
     SOS_ID,
     SearchSettings,
+    ShortlistArgmax,
     beam_search,
     greedy_search,
     length_penalty,
@@ -193,3 +196,39 @@ def test_search_dispatches_and_runs_long_inputs():
     hyps = search(model, src, lengths, settings)
     assert len(hyps) == 2 and all(len(h) <= 10 for h in hyps)
     assert search(model, src, lengths, SearchSettings(beam_size=2, max_length_ratio=0.02))
+
+
+def fp32_argmax(x, weight):
+    logits = x @ weight.t()
+    logits[:, PAD_ID] = -math.inf
+    logits[:, SOS_ID] = -math.inf
+    return logits.argmax(-1)
+
+
+def test_shortlist_argmax_equals_the_fp32_argmax():
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randn(500, 32, generator=g) * 0.3
+    x = torch.tanh(torch.randn(300, 32, generator=g) * 2)
+    argmax = ShortlistArgmax(weight)
+    assert torch.equal(argmax(x), fp32_argmax(x, weight))
+    # <pad> and <sos> never win, even with the largest logits
+    weight[PAD_ID] = weight[SOS_ID] = 10 * x.sign().mean(0)
+    assert not set(ShortlistArgmax(weight)(x).tolist()) & {PAD_ID, SOS_ID}
+
+
+def test_shortlist_argmax_falls_back_when_bf16_cannot_decide():
+    g = torch.Generator().manual_seed(1)
+    # every row of W nearly the same: the logits differ by less than the bf16 error
+    weight = torch.randn(1, 32, generator=g) + 1e-4 * torch.randn(200, 32, generator=g)
+    x = torch.tanh(torch.randn(50, 32, generator=g))
+    argmax = ShortlistArgmax(weight)
+    assert torch.equal(argmax(x), fp32_argmax(x, weight))
+    assert argmax.fallback_rows == 50
+
+
+@pytest.mark.parametrize("attention", ["none", "bahdanau"])
+def test_greedy_with_shortlist_equals_plain_greedy(attention):
+    model = tiny(attention)
+    src, lengths = batch()
+    plain = greedy_search(model, src, lengths, max_len=12, shortlist=False)
+    assert greedy_search(model, src, lengths, max_len=12, shortlist=True) == plain
