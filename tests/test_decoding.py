@@ -232,3 +232,13 @@ def test_greedy_with_shortlist_equals_plain_greedy(attention):
     src, lengths = batch()
     plain = greedy_search(model, src, lengths, max_len=12, shortlist=False)
     assert greedy_search(model, src, lengths, max_len=12, shortlist=True) == plain
+
+
+def test_shortlist_is_remade_when_the_weight_changes():
+    weight = torch.randn(100, 8)
+    first = ShortlistArgmax.of(weight)
+    assert ShortlistArgmax.of(weight) is first
+    with torch.no_grad():
+        weight.mul_(-1)  # an optimizer step, say
+    remade = ShortlistArgmax.of(weight)
+    assert remade is not first and torch.equal(remade.weight, weight)

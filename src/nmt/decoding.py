@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 from nmt.models import EncoderOutput, RNNState, Seq2Seq
 
@@ -51,12 +52,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How to search. ``beam_size`` 1 is greedy search."""
+    """How to search. ``beam_size`` 1 is greedy search; ``shortlist``: see
+    :func:`greedy_search`."""
 
     beam_size: int = 1
     length_penalty: float = 1.0
     max_length_ratio: float = 2.0
     max_length_extra: int = 10
+    shortlist: bool | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -143,6 +146,16 @@ class ShortlistArgmax:
         self.l2 = float(self.weight.norm(dim=1).max())
         self.fallback_rows = 0  # rows that needed the full fp32 logits
 
+    @classmethod
+    def of(cls, weight: Tensor) -> ShortlistArgmax:
+        """The instance for ``weight``, made once per weight and version (the bf16 copy and
+        the norms cost as much as a few search steps)."""
+        cached = _SHORTLISTS.get(weight)
+        if cached is None or cached[0] != weight._version:
+            cached = (weight._version, cls(weight))
+            _SHORTLISTS[weight] = cached
+        return cached[1]
+
     @staticmethod
     def available(model: Seq2Seq, device: torch.device) -> bool:
         """True on a CPU with fast bf16 matmuls, outside autocast, for a model big enough."""
@@ -167,6 +180,9 @@ class ShortlistArgmax:
             tokens[rows] = full.argmax(dim=-1)
             self.fallback_rows += len(rows)
         return tokens
+
+
+_SHORTLISTS = WeakIdKeyDictionary()  # weight -> (its version, ShortlistArgmax)
 
 
 @functools.cache
@@ -221,7 +237,7 @@ def greedy_search(
     limits_d = limits.to(device)
     prev = torch.full((b,), SOS_ID, dtype=torch.long, device=device)
     finished = limits_d <= 0
-    argmax = ShortlistArgmax(model.generator.weight) if shortlist else None
+    argmax = ShortlistArgmax.of(model.generator.weight) if shortlist else None
     for t in range(steps):
         if argmax is not None:
             out, state, attn = model.decode_step_readout(prev, state, enc)
@@ -416,5 +432,7 @@ def search(
         src_lengths.cpu(), settings.max_length_ratio, settings.max_length_extra
     )
     if settings.beam_size == 1:
-        return greedy_search(model, src, src_lengths, limits)  # type: ignore[return-value]
+        return greedy_search(  # type: ignore[return-value]
+            model, src, src_lengths, limits, shortlist=settings.shortlist
+        )
     return beam_search(model, src, src_lengths, limits, settings.beam_size, settings.length_penalty)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from nmt.models.attention import BahdanauAttention, build_attention
 from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
-from nmt.models.recurrence import BahdanauGRU, Tanh
+from nmt.models.recurrence import BahdanauGRU, autocast_dtype, tanh_grad
 
 
 def reorder_state(state: RNNState, index: Tensor) -> RNNState:
@@ -22,13 +22,6 @@ def reorder_state(state: RNNState, index: Tensor) -> RNNState:
     if isinstance(state, tuple):
         return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
     return state.index_select(1, index)
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype in force on ``device``'s type, or None."""
-    if not torch.is_autocast_enabled(device.type):
-        return None
-    return torch.get_autocast_dtype(device.type)
 
 
 def top_layer(state: RNNState) -> Tensor:
@@ -161,7 +154,7 @@ class BahdanauDecoder(RNNDecoder):
         h = state[-1]  # (B, H)
         gh = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).float()
         q = attention.query_proj(h)  # (B, A)
-        u = Tanh.apply(q.unsqueeze(1) + enc.keys)  # (B, S, A)
+        u = tanh_grad(q.unsqueeze(1) + enc.keys)  # (B, S, A)
         scores = torch.matmul(u, attention.v.weight[0].to(u.dtype)).float()
         attn = torch.softmax(scores.masked_fill(~enc.mask, float("-inf")), dim=-1)  # (B, S)
         context = torch.bmm(attn.unsqueeze(1).to(enc.memory.dtype), enc.memory).squeeze(1)
@@ -170,7 +163,7 @@ class BahdanauDecoder(RNNDecoder):
         i_rz, i_n = (gi.float() + gi_c.float()).split([2 * h_dim, h_dim], dim=-1)
         h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
         r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
-        n = Tanh.apply(torch.addcmul(i_n, r, h_n))
+        n = tanh_grad(torch.addcmul(i_n, r, h_n))
         h = torch.lerp(n, h.float(), z)  # (1 - z) * n + z * h
         return torch.cat([h.to(context.dtype), context], dim=-1), h.unsqueeze(0), attn
 
@@ -192,7 +185,7 @@ class BahdanauDecoder(RNNDecoder):
         w_h = torch.cat([rnn.weight_hh_l0, attn.query_proj.weight], dim=0)  # (3H + A, H)
         b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(a)])
         keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
-        low = _autocast_dtype(memory.device)
+        low = autocast_dtype(memory.device)
         if low is not None:  # cast once, not at every step
             w_h, b_h = w_h.to(low), b_h.to(low)
         neg = torch.zeros(enc.mask.shape, dtype=torch.float32, device=memory.device)

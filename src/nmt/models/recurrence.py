@@ -64,6 +64,13 @@ class BahdanauGRU(torch.autograd.Function):
             return _backward(ctx, d_hs, d_w)
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype in force on ``device``'s type, or None."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
 def tanh(x: Tensor) -> Tensor:
     """``tanh`` as ``2 * sigmoid(2x) - 1`` on CPU, where PyTorch's tanh kernel runs several
     times slower than its sigmoid (absolute error below 2e-7 in fp32); ``torch.tanh``
@@ -71,6 +78,11 @@ def tanh(x: Tensor) -> Tensor:
     if x.device.type != "cpu":
         return torch.tanh(x)
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
+def tanh_grad(x: Tensor) -> Tensor:
+    """:func:`tanh` through :class:`Tanh` when ``x`` needs a gradient, else directly."""
+    return Tanh.apply(x) if x.requires_grad else tanh(x)
 
 
 class Tanh(torch.autograd.Function):

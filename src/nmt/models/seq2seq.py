@@ -15,7 +15,7 @@ from nmt.models.decoder import (
     reorder_state,
 )
 from nmt.models.encoder import Encoder, EncoderOutput, RNNState
-from nmt.models.recurrence import Tanh
+from nmt.models.recurrence import tanh_grad
 
 PAD_ID = 0
 
@@ -63,7 +63,7 @@ class Seq2Seq(nn.Module):
 
     def readout(self, features: Tensor) -> Tensor:
         """features: (..., F) -> the generator's input (..., E), each value in [-1, 1]."""
-        return Tanh.apply(self.pre_output(self.dropout(features)))
+        return tanh_grad(self.pre_output(self.dropout(features)))
 
     def decode_step(
         self, prev: Tensor, state: RNNState, enc: EncoderOutput
