@@ -32,34 +32,30 @@ on the 2,000 held-out pairs.
 
 from __future__ import annotations
 
+import math
 import os
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
-# As in stages/train.py: idle OpenMP threads sleep, so a shared machine gives steady figures.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
+import numpy as np
+import sacrebleu
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import math  # noqa: E402
-import time  # noqa: E402
-import zipfile  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import click  # noqa: E402
-import numpy as np  # noqa: E402
-import sacrebleu  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from nmt.batching import TokenizedPairs, collate, make_batches, tokenize_pairs  # noqa: E402
-from nmt.config import ModelParams, TrainParams  # noqa: E402
-from nmt.config.data import NormalizeParams  # noqa: E402
-from nmt.data.normalize import Normalizer  # noqa: E402
-from nmt.decoding import greedy_search, max_output_lengths  # noqa: E402
-from nmt.download import mirror_from_env  # noqa: E402
-from nmt.models import Seq2Seq, build_model, count_parameters  # noqa: E402
-from nmt.optim import build_optimizer, masked_cross_entropy  # noqa: E402
-from nmt.training import batch_logits, train_epoch  # noqa: E402
-from nmt.vocab import EOS_ID, SOS_ID, WordTokenizer, build_table_tokens  # noqa: E402
+from nmt.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
+from nmt.config import ModelParams, TrainParams
+from nmt.config.data import NormalizeParams
+from nmt.data.normalize import Normalizer
+from nmt.decoding import greedy_search, max_output_lengths
+from nmt.download import mirror_from_env
+from nmt.models import Seq2Seq, build_model, count_parameters
+from nmt.optim import build_optimizer, masked_cross_entropy
+from nmt.training import batch_logits, train_epoch
+from nmt.vocab import EOS_ID, SOS_ID, WordTokenizer, build_table_tokens
 
 CPU = torch.device("cpu")
 ZIP = Path("www.manythings.org/anki/fra-eng.zip")

@@ -9,30 +9,23 @@ was written under the same params (``--fresh`` ignores it).
 
 from __future__ import annotations
 
-import os
+import logging
+import time
+from pathlib import Path
 
-# Idle OpenMP threads sleep rather than spin (set before torch loads OpenMP): where the
-# cores are shared, spinning threads of two processes starve each other and steps run up
-# to 10x slower; alone on the machine the cost is small. An explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
+import torch
+from dvclive import Live
 
-import logging  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import click  # noqa: E402
-import torch  # noqa: E402
-from dvclive import Live  # noqa: E402
-
-from nmt.batching import read_split  # noqa: E402
-from nmt.checkpoint import CheckpointError, model_payload  # noqa: E402
-from nmt.config import ParamsError, load_params  # noqa: E402
-from nmt.data.normalize import Normalizer  # noqa: E402
-from nmt.device import DeviceError, describe, resolve_device, resolve_precision  # noqa: E402
-from nmt.models import build_model, count_parameters  # noqa: E402
-from nmt.training import ValidSet, fit, resume_fingerprint  # noqa: E402
-from nmt.utils import set_seed, write_json  # noqa: E402
-from nmt.vocab import VocabError, load_tokenizers  # noqa: E402
+from nmt.batching import read_split
+from nmt.checkpoint import CheckpointError, model_payload
+from nmt.config import ParamsError, load_params
+from nmt.data.normalize import Normalizer
+from nmt.device import DeviceError, describe, resolve_device, resolve_precision
+from nmt.models import build_model, count_parameters
+from nmt.training import ValidSet, fit, resume_fingerprint
+from nmt.utils import set_seed, write_json
+from nmt.vocab import VocabError, load_tokenizers
 
 PathOpt = click.Path(path_type=Path)
 
