@@ -11,11 +11,12 @@ checkpoint's tokenizer), else synthetic id sequences of 5-40 tokens. An untraine
 rarely emits ``<eos>``, so its outputs run to the length cap: slower per sentence than a
 trained model, but the same work for both ways of batching.
 
-Prints sentences per second for batched greedy search, greedy one sentence at a time
-(about ``--sequential`` sentences, the first few of each batch, timed right after that
-batch so that both see the same load on a shared machine), batched greedy search over
-the whole set in one call (batches length-sorted across all sentences, as the evaluate
-stage decodes), and batched beam search.
+Prints sentences per second for greedy search in batches (the sentences sorted by length
+and cut into batches, as the evaluate stage decodes), greedy search one sentence at a time
+(about ``--sequential`` sentences, a few of each batch, timed right after that batch so
+that both see the same load on a shared machine), batched beam search, and batched greedy
+search with the argmax over the full fp32 logits (no bf16 shortlist), with how many of its
+outputs equal the shortlist's.
 No asserts on time.
 """
 
@@ -34,7 +35,7 @@ from nmt.checkpoint import load_model
 from nmt.config import ModelParams
 from nmt.decoding import SearchSettings
 from nmt.models import Seq2Seq, build_model
-from nmt.translate import decode_ids
+from nmt.translate import decode_ids, length_batches
 
 CPU = torch.device("cpu")
 
@@ -67,18 +68,24 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def _interleaved(
     model: Seq2Seq, ids: list[list[int]], settings: SearchSettings, batch_size: int, per_round: int
-) -> tuple[float, float, int]:
-    """Seconds for all of ``ids`` batched, and for ``per_round`` sentences of each batch one
-    at a time. The two alternate batch by batch, so both see the same machine load."""
+) -> tuple[float, float, int, list[list[int]]]:
+    """Seconds for all of ``ids`` in length-sorted batches, and for ``per_round`` sentences
+    of each batch one at a time; the outputs of the batches (in input order). The two
+    alternate batch by batch, so both see the same machine load."""
     batched_s = single_s = 0.0
     singles = 0
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        batched_s += _timed(lambda c=chunk: decode_ids(model, c, settings, CPU, batch_size))
-        few = chunk[:per_round]
+    hyps: list[list[int]] = [[] for _ in ids]
+    for idx in length_batches([len(s) for s in ids], batch_size):
+        chunk = [ids[i] for i in idx]
+        start = time.perf_counter()
+        out = decode_ids(model, chunk, settings, CPU, batch_size)
+        batched_s += time.perf_counter() - start
+        for i, hyp in zip(idx, out, strict=True):
+            hyps[i] = hyp
+        few = chunk[:: max(1, len(chunk) // per_round)][:per_round]
         single_s += _timed(lambda f=few: decode_ids(model, f, settings, CPU, 1))
         singles += len(few)
-    return batched_s, single_s, singles
+    return batched_s, single_s, singles, hyps
 
 
 @click.command()
@@ -92,7 +99,9 @@ def _interleaved(
     show_default=True,
     help="How many sentences to decode one at a time.",
 )
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=128, show_default=True, help="As evaluate.batch_size."
+)
 @click.option("--beam", type=int, default=5, show_default=True)
 @click.option(
     "--threads",
@@ -118,20 +127,23 @@ def main(
 
     decode_ids(model, ids[:8], greedy, CPU, batch_size)  # warm-up
     per_round = max(1, sequential * batch_size // max(1, len(ids)))
-    b_s, s_s, singles = _interleaved(model, ids, greedy, batch_size, per_round)
+    b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, per_round)
     batched, single = len(ids) / b_s, singles / s_s
-    # what the evaluate stage does: one call, batches length-sorted across the whole set
-    whole_s = _timed(lambda: decode_ids(model, ids, greedy, CPU, batch_size))
     beam_s = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size))
+    # the same without the bf16 shortlist: every step's argmax over the fp32 logits
+    plain = SearchSettings(beam_size=1, shortlist=False)
+    plain_hyps: list[list[int]] = []
+    plain_s = _timed(lambda: plain_hyps.extend(decode_ids(model, ids, plain, CPU, batch_size)))
     click.echo(f"greedy, batched:        {batched:8.1f} sent/s ({len(ids)} in {b_s:.2f}s)")
     click.echo(f"greedy, one at a time:  {single:8.1f} sent/s ({singles} in {s_s:.2f}s)")
     click.echo(f"speed-up of batching:   {batched / single:8.1f}x")
-    whole = len(ids) / whole_s
-    click.echo(
-        f"greedy, whole set sorted: {whole:6.1f} sent/s ({whole / single:.1f}x one at a time)"
-    )
     click.echo(
         f"beam {beam}, batched:       {len(ids) / beam_s:8.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
+    )
+    same = sum(a == b for a, b in zip(hyps, plain_hyps, strict=True))
+    click.echo(
+        f"greedy, batched, fp32 argmax without the bf16 shortlist: {len(ids) / plain_s:.1f} "
+        f"sent/s; outputs equal to the shortlist's: {same} of {len(ids)}"
     )
 
 

@@ -56,7 +56,7 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 def translate(
     checkpoint: Path,
     texts: tuple[str, ...],

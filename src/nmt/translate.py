@@ -53,7 +53,7 @@ def decode_ids(
     sources: Sequence[Sequence[int]],
     settings: SearchSettings,
     device: torch.device,
-    batch_size: int = 64,
+    batch_size: int = 128,
     progress: bool = False,
 ) -> list[list[int]]:
     """Search every source (token ids, no specials) in length-sorted batches; input order."""
@@ -84,7 +84,7 @@ class Translator:
         self,
         loaded: LoadedModel,
         device: torch.device,
-        batch_size: int = 64,
+        batch_size: int = 128,
         max_source_tokens: int | None = None,
     ) -> None:
         self.loaded = loaded
@@ -96,7 +96,7 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: torch.device, batch_size: int = 64
+        cls, path: str | os.PathLike[str], device: torch.device, batch_size: int = 128
     ) -> Translator:
         """Load a checkpoint file or model directory (raises ``CheckpointError``)."""
         try:

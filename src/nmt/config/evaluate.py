@@ -55,7 +55,7 @@ class EvaluateParams(StrictModel):
     length_penalty: float = Field(1.0, ge=0.0)
     max_length_ratio: float = Field(2.0, gt=0.0)
     max_length_extra: int = Field(10, ge=0)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(128, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Decode at most this many sentences of each test set (the first ones); null: all.
     max_sentences: int | None = Field(None, ge=1)
