@@ -4,7 +4,7 @@ import torch
 from nmt.config import ModelParams
 from nmt.models import build_model
 from nmt.models.decoder import RNNDecoder
-from nmt.models.recurrence import BahdanauGRU
+from nmt.models.recurrence import BahdanauGRU, Tanh, tanh, tanh_grad
 
 B, T, S, H, A = 3, 4, 5, 6, 7
 
@@ -81,3 +81,12 @@ def test_short_targets(steps):
     args = inputs()
     gi = args[0][:, :steps].detach().requires_grad_()
     assert torch.autograd.gradcheck(BahdanauGRU.apply, (gi, *args[1:]), eps=1e-6, atol=1e-5)
+
+
+def test_tanh_through_sigmoid_matches_torch_tanh():
+    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, 1e-8, -1e-8])])
+    torch.testing.assert_close(tanh(x), torch.tanh(x), atol=2e-7, rtol=0)
+    assert tanh(torch.tensor([-100.0, 100.0])).tolist() == [-1.0, 1.0]
+    x64 = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(Tanh.apply, (x64,))
+    assert tanh_grad(x64).requires_grad and not tanh_grad(x64.detach()).requires_grad
