@@ -1,7 +1,9 @@
 from pathlib import Path
 
+import pytest
 import torch
 
+import nmt.translate as translate_module
 from nmt.checkpoint import load_model, model_payload, save_checkpoint
 from nmt.config import ModelParams
 from nmt.config.data import NormalizeParams
@@ -67,6 +69,24 @@ def test_batching_never_changes_results(tmp_path):
             decode_ids(translator.model, [s], settings, torch.device("cpu"), 1)[0] for s in sources
         ]
         assert together == alone
+
+
+@pytest.mark.parametrize(("beam", "batch_size", "sizes"), [(1, 3, [3, 3, 1]), (3, 7, [2, 2, 2, 1])])
+def test_batch_size_counts_hypotheses(tmp_path, monkeypatch, beam, batch_size, sizes):
+    make_checkpoint(tmp_path / "best.pt")
+    translator = Translator.from_checkpoint(tmp_path / "best.pt", torch.device("cpu"))
+    seen = []
+    real_search = translate_module.search
+
+    def spy(model, src, lengths, settings):
+        seen.append(src.size(0))
+        return real_search(model, src, lengths, settings)
+
+    monkeypatch.setattr(translate_module, "search", spy)
+    sources = [[5, 6, 7][: 1 + i % 3] for i in range(7)]
+    decode_ids(translator.model, sources, SearchSettings(beam_size=beam), torch.device("cpu"),
+               batch_size)  # fmt: skip
+    assert seen == sizes
 
 
 def test_long_input_is_decoded(tmp_path):

@@ -56,7 +56,13 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="Hypotheses searched together (beam search: a beam of K counts K per sentence).",
+)
 def translate(
     checkpoint: Path,
     texts: tuple[str, ...],

@@ -56,9 +56,15 @@ def decode_ids(
     batch_size: int = 128,
     progress: bool = False,
 ) -> list[list[int]]:
-    """Search every source (token ids, no specials) in length-sorted batches; input order."""
+    """Search every source (token ids, no specials) in length-sorted batches; input order.
+
+    ``batch_size`` counts the hypotheses searched together: greedy search takes that many
+    sentences per batch, beam search ``batch_size // beam_size`` (at least one), so both
+    run matmuls of about the same height.
+    """
     out: list[list[int]] = [[] for _ in sources]
-    batches = length_batches([len(s) for s in sources], batch_size)
+    per_batch = max(1, batch_size // settings.beam_size)
+    batches = length_batches([len(s) for s in sources], per_batch)
     with tqdm(total=len(sources), unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:
             src, lengths = pad_batch([sources[i] for i in idx], device)
