@@ -23,11 +23,11 @@ each against (a), and the fraction of the matmul peak (measured in the same run 
 large fp32 and bf16 matmul) that the model's FLOPs per second reach. Figures only, no
 asserts: on a shared machine the timings are noisy.
 
-Measured on a 2-core AMD EPYC (Zen 5, avx512_bf16) shared with other jobs (load about 1):
-peak fp32 209 / bf16 864 GFLOP/s; 22.1 MFLOP per target token; (a) 140 tok/s; (b) fp32
-4,627 tok/s (33x, 49% of peak); (c) bf16 6,374 tok/s (46x, 16% of peak), losses within
-0.004 of fp32's over 120 batches. ``--minutes 10`` (bf16): 5,283 tok/s, greedy BLEU 47.5
-on the 2,000 held-out pairs.
+Measured on a 2-core AMD EPYC (Zen 5, avx512_bf16) shared with other jobs: peak fp32 203 /
+bf16 849 GFLOP/s; 22.1 MFLOP per target token; (a) 172 tok/s; (b) fp32 5,484 tok/s (32x,
+60% of peak); (c) bf16 9,220 tok/s (54x, 24% of peak), losses within 0.005 of fp32's over
+120 batches. ``--minutes 10`` (bf16): 8,752 tok/s, greedy BLEU 50.5 on the 2,000
+held-out pairs. Timings on a shared machine move by 10-30% from run to run.
 """
 
 from __future__ import annotations
