@@ -45,15 +45,16 @@ def model():
     return build_model(params, 20, 25)
 
 
-def grads(m, unroll):
+def grads(m, unroll, device="cpu"):
     src = torch.randint(4, 20, (3, 6), generator=torch.Generator().manual_seed(1))
     lengths = torch.tensor([6, 2, 4])
     tgt = torch.randint(4, 25, (3, 5), generator=torch.Generator().manual_seed(2))
+    src, lengths, tgt = src.to(device), lengths.to(device), tgt.to(device)
     m.zero_grad()
     enc = m.encode(src, lengths)
     feats = unroll(m.tgt_embedding(tgt), m.init_state(enc), enc)
-    m.logits(feats).log_softmax(-1).sum().backward()
-    return feats.detach(), {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.logits(feats).float().log_softmax(-1).sum().backward()
+    return feats.detach().cpu(), {k: p.grad.cpu() for k, p in m.named_parameters()}
 
 
 def test_fused_unroll_equals_the_step_loop_with_autograd():
@@ -90,3 +91,20 @@ def test_tanh_through_sigmoid_matches_torch_tanh():
     x64 = torch.randn(20, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(Tanh.apply, (x64,))
     assert tanh_grad(x64).requires_grad and not tanh_grad(x64.detach()).requires_grad
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_unroll_on_cuda_matches_cpu():
+    m = model()
+    feats, g_cpu = grads(m, m.decoder.unroll)
+    m.cuda()
+    feats_cuda, g_cuda = grads(m, m.decoder.unroll, "cuda")
+    torch.testing.assert_close(feats_cuda, feats, atol=1e-4, rtol=1e-3)
+    for k in g_cpu:
+        torch.testing.assert_close(g_cuda[k], g_cpu[k], atol=1e-4, rtol=1e-3, msg=k)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        _, g16 = grads(m, m.decoder.unroll, "cuda")
+    for k in g_cpu:
+        cos = torch.nn.functional.cosine_similarity(g16[k].flatten(), g_cpu[k].flatten(), dim=0)
+        assert cos > 0.99, k
