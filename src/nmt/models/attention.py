@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from nmt.models.recurrence import tanh_grad
+
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """scores: (B, T, S); mask: (B, S) bool, True on real tokens -> weights (B, T, S)."""
@@ -60,7 +62,7 @@ class BahdanauAttention(Attention):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         q = self.query_proj(query)  # (B, T, A)
         # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S)
-        return self.v(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+        return self.v(tanh_grad(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
 
 
 class LuongAttention(Attention):

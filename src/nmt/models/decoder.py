@@ -149,15 +149,10 @@ class BahdanauDecoder(RNNDecoder):
             context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
             out, state = self.rnn(torch.cat([emb, context], dim=-1).unsqueeze(1), state)
             return torch.cat([out.squeeze(1), context], dim=-1), state, attn
-        rnn, attention, h_dim = self.rnn, self.attention, self.hidden_dim
-        assert isinstance(attention, BahdanauAttention)
-        h = state[-1]  # (B, H)
+        rnn, h_dim = self.rnn, self.hidden_dim
+        h = top_layer(state)  # (B, H)
+        context, attn = self.attention(h, enc.keys, enc.memory, enc.mask)  # (B, M), (B, S)
         gh = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).float()
-        q = attention.query_proj(h)  # (B, A)
-        u = tanh_grad(q.unsqueeze(1) + enc.keys)  # (B, S, A)
-        scores = torch.matmul(u, attention.v.weight[0].to(u.dtype)).float()
-        attn = torch.softmax(scores.masked_fill(~enc.mask, float("-inf")), dim=-1)  # (B, S)
-        context = torch.bmm(attn.unsqueeze(1).to(enc.memory.dtype), enc.memory).squeeze(1)
         gi_c = torch.bmm(attn.unsqueeze(1).to(enc.values.dtype), enc.values).squeeze(1)
         gi = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)
         i_rz, i_n = (gi.float() + gi_c.float()).split([2 * h_dim, h_dim], dim=-1)

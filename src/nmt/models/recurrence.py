@@ -173,11 +173,7 @@ def _backward(ctx, d_hs, d_w):
         d_pre = torch.ops.aten.sigmoid_backward(ds.unsqueeze(-1) * v4, sig[t])  # (B, S, A)
         torch.sum(d_pre, dim=1, out=ghq[:, 3 * h :])
         d_keys += d_pre
-        dh = (
-            torch.addmm(dh * z, ghq.to(mm), w_h).to(sd)
-            if mm == sd
-            else (dh * z + torch.mm(ghq.to(mm), w_h).to(sd))
-        )
+        dh = torch.mm(ghq.to(mm), w_h).to(sd).addcmul_(dh, z)
     # Gradients of what every step shares: one matmul each over all steps.
     prevs = torch.cat([h0.unsqueeze(0), hs[:-1]]).view(t_len * b, h)
     d_w_h = torch.mm(d_ghq.view(t_len * b, -1).t().to(mm), prevs.to(mm))

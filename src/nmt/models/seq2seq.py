@@ -69,15 +69,20 @@ class Seq2Seq(nn.Module):
         self, prev: Tensor, state: RNNState, enc: EncoderOutput
     ) -> tuple[Tensor, RNNState, Tensor | None]:
         """prev: (B,) previous tokens -> logits (B, V), new state, attention (B, S) or None."""
-        feats, state, attn = self.decoder.step(self.dropout(self.tgt_embedding(prev)), state, enc)
+        feats, state, attn = self._step(prev, state, enc)
         return self.logits(feats), state, attn
 
     def decode_step_readout(
         self, prev: Tensor, state: RNNState, enc: EncoderOutput
     ) -> tuple[Tensor, RNNState, Tensor | None]:
         """:meth:`decode_step` short of the generator: the readout (B, E) instead of logits."""
-        feats, state, attn = self.decoder.step(self.dropout(self.tgt_embedding(prev)), state, enc)
+        feats, state, attn = self._step(prev, state, enc)
         return self.readout(feats), state, attn
+
+    def _step(
+        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        return self.decoder.step(self.dropout(self.tgt_embedding(prev)), state, enc)
 
     def reorder(
         self, state: RNNState, enc: EncoderOutput, index: Tensor
