@@ -10,8 +10,11 @@ of the recurrent weights, the attention vector and the memory's gate inputs are 
 large matmul each over all steps.
 
 Shapes: B sentences, T target steps, S source positions, H hidden units, A attention units.
-Matmuls run in the dtype of ``w_h`` (fp32, or bf16 under autocast); the gate arithmetic,
-softmax and state stay in the dtype of ``h0`` (fp32, fp64 in gradient checks).
+The hidden-gate matmul runs in the dtype of ``w_h`` (fp32, or bf16 under autocast); the
+small per-step attention ops, the gate arithmetic, softmax and state in the dtype of ``h0``
+(fp32, fp64 in gradient checks).
+
+The module also holds :func:`tanh`, the CPU-fast tanh that the models use.
 """
 
 from __future__ import annotations
