@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import numpy as np
@@ -38,6 +39,7 @@ from nmt.models import Seq2Seq, build_model
 from nmt.translate import decode_ids, length_batches
 
 CPU = torch.device("cpu")
+T = TypeVar("T")
 
 
 def _model(checkpoint: Path) -> tuple[Seq2Seq, object | None, str]:
@@ -60,10 +62,11 @@ def _sentences(test: Path, tokenizer: object | None, n: int) -> tuple[list[list[
     return ids, f"synthetic, {n} sentences of 5-40 tokens"
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """Seconds that ``fn()`` took, and its result."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn()
+    return time.perf_counter() - start, result
 
 
 def _interleaved(
@@ -77,13 +80,12 @@ def _interleaved(
     hyps: list[list[int]] = [[] for _ in ids]
     for idx in length_batches([len(s) for s in ids], batch_size):
         chunk = [ids[i] for i in idx]
-        start = time.perf_counter()
-        out = decode_ids(model, chunk, settings, CPU, batch_size)
-        batched_s += time.perf_counter() - start
+        seconds, out = _timed(lambda c=chunk: decode_ids(model, c, settings, CPU, batch_size))
+        batched_s += seconds
         for i, hyp in zip(idx, out, strict=True):
             hyps[i] = hyp
         few = chunk[:: max(1, len(chunk) // per_round)][:per_round]
-        single_s += _timed(lambda f=few: decode_ids(model, f, settings, CPU, 1))
+        single_s += _timed(lambda f=few: decode_ids(model, f, settings, CPU, 1))[0]
         singles += len(few)
     return batched_s, single_s, singles, hyps
 
@@ -129,11 +131,10 @@ def main(
     per_round = max(1, sequential * batch_size // max(1, len(ids)))
     b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, per_round)
     batched, single = len(ids) / b_s, singles / s_s
-    beam_s = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size))
+    beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size))
     # the same without the bf16 shortlist: every step's argmax over the fp32 logits
     plain = SearchSettings(beam_size=1, shortlist=False)
-    plain_hyps: list[list[int]] = []
-    plain_s = _timed(lambda: plain_hyps.extend(decode_ids(model, ids, plain, CPU, batch_size)))
+    plain_s, plain_hyps = _timed(lambda: decode_ids(model, ids, plain, CPU, batch_size))
     click.echo(f"greedy, batched:        {batched:8.1f} sent/s ({len(ids)} in {b_s:.2f}s)")
     click.echo(f"greedy, one at a time:  {single:8.1f} sent/s ({singles} in {s_s:.2f}s)")
     click.echo(f"speed-up of batching:   {batched / single:8.1f}x")
