@@ -105,17 +105,13 @@ class Tanh(torch.autograd.Function):
 
 def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
     b, t_len, h3 = gi_emb.shape
-    h = h0.size(1)
     s, a = keys.shape[1:]
-    mm, sd = w_h.dtype, h0.dtype
+    sd = h0.dtype
     ctx.dtypes = (mem_gates.dtype, keys.dtype, v.dtype)
-    # The attention's tanh(x) is 2 sigmoid(2x) - 1 (sigmoid is the fast kernel on CPU):
-    # the query rows of w_h and the keys are doubled once, and since softmax ignores a
-    # constant per row, the scores are sigmoid(2x) @ 2v. Only the hidden-gate matmul runs
-    # in the matmul dtype: the small per-step ops are faster in fp32 on CPU.
-    w_h2, b_h2 = w_h.clone(), b_h.clone()
-    w_h2[h3:] *= 2
-    b_h2[h3:] *= 2
+    # The attention's tanh is 2 sigmoid(2x) - 1 (see attention_gru_cell). Only the
+    # hidden-gate matmul runs in the matmul dtype: the small per-step ops are faster in
+    # fp32 on CPU.
+    w_h2, b_h2 = doubled_query(w_h, b_h, h3)
     keys2, v2 = keys.to(sd) * 2, v.to(sd) * 2
     mem_gates, gi_all = mem_gates.to(sd), gi_emb.to(sd)
     sig = h0.new_empty(t_len, b, s, a)  # sigmoid(2 (q + keys)) of every step
@@ -123,23 +119,65 @@ def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
     w_h2_t = w_h2.t()
     state = h0
     for t in range(t_len):
-        gh, q2 = torch.addmm(b_h2, state.to(mm), w_h2_t).to(sd).split([h3, a], dim=-1)
-        st = torch.add(q2.unsqueeze(1), keys2, out=sig[t]).sigmoid_()
-        w = torch.softmax(torch.matmul(st, v2).add_(neg), dim=-1)
-        gi_c = torch.bmm(w.unsqueeze(1), mem_gates).squeeze(1)
-        i_rz, i_n = (gi_all[:, t] + gi_c).split([2 * h, h], dim=-1)
-        h_rz, h_n = gh.split([2 * h, h], dim=-1)
-        r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
-        n = tanh(torch.addcmul(i_n, r, h_n))
-        state = torch.lerp(n, state, z)  # (1 - z) * n + z * h
+        state, w, step_gates, _ = attention_gru_cell(
+            state, gi_all[:, t], mem_gates, keys2, v2, w_h2_t, b_h2, neg, sig[t]
+        )
         hs.append(state)
         ws.append(w)
-        gates.append((r, z, n, h_n))
+        gates.append(step_gates)
     hs_t, ws_t = torch.stack(hs), torch.stack(ws)
     ctx.save_for_backward(mem_gates, w_h, b_h, h0, hs_t, sig, ws_t)
     ctx.gates, ctx.v_sd, ctx.gi_dtype = gates, v.to(sd), gi_emb.dtype
     ctx.device_type = h0.device.type
     return hs_t.transpose(0, 1), ws_t.transpose(0, 1)
+
+
+def doubled_query(w_h: Tensor, b_h: Tensor, h3: int) -> tuple[Tensor, Tensor]:
+    """Copies of the stacked hidden-gate and query weights (3H + A, H) and bias with the
+    query rows (from row ``h3``) doubled, as :func:`attention_gru_cell` wants them."""
+    w_h2, b_h2 = w_h.clone(), b_h.clone()
+    w_h2[h3:] *= 2
+    b_h2[h3:] *= 2
+    return w_h2, b_h2
+
+
+def attention_gru_cell(
+    state: Tensor,
+    gi: Tensor,
+    values: Tensor,
+    keys2: Tensor,
+    v2: Tensor,
+    w_h2_t: Tensor,
+    b_h2: Tensor,
+    neg: Tensor,
+    sig: Tensor | None = None,
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """One step of :class:`BahdanauGRU`'s recurrence, with the attention's tanh written as
+    ``2 sigmoid(2x) - 1``: the doubling is folded into the query rows of ``w_h2_t``/``b_h2``
+    and into ``keys2``, and since softmax ignores a constant per row, the scores are
+    ``sigmoid(2 (q + keys)) @ v2`` with ``v2 = 2 v``.
+
+    state (B, H) in the dtype of the gate arithmetic; gi (B, 3H) the input gates' share
+    that does not depend on attention; values (B, S, 3H + X): the memory's share of the
+    input gates, then X more columns the attention weights sum; keys2 (B, S, A);
+    w_h2_t (H, 3H + A) and b_h2 (3H + A,); neg (B, S); sig: where to write the
+    sigmoid (B, S, A), or None.
+
+    Returns the new state (B, H), the attention weights (B, S), the gates (r, z, n, h_n)
+    that backward needs, and the weighted sum of the X extra columns (B, X).
+    """
+    h3, a = gi.size(-1), keys2.size(-1)
+    h, sd = h3 // 3, state.dtype
+    gh, q2 = torch.addmm(b_h2, state.to(w_h2_t.dtype), w_h2_t).to(sd).split([h3, a], dim=-1)
+    st = torch.add(q2.unsqueeze(1), keys2, out=sig).sigmoid_()
+    w = torch.softmax(torch.matmul(st, v2).add_(neg), dim=-1)
+    shares = torch.bmm(w.unsqueeze(1), values).squeeze(1)  # (B, 3H + X)
+    i_rz, i_n = (gi + shares[:, :h3]).split([2 * h, h], dim=-1)
+    h_rz, h_n = gh.split([2 * h, h], dim=-1)
+    r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+    n = tanh(torch.addcmul(i_n, r, h_n))
+    state = torch.lerp(n, state, z)  # (1 - z) * n + z * h
+    return state, w, (r, z, n, h_n), shares[:, h3:]
 
 
 def _backward(ctx, d_hs, d_w):
