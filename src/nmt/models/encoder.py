@@ -24,6 +24,8 @@ class EncoderOutput:
     keys:   decoder-specific precomputation over ``memory`` (see each decoder), or None.
     values: decoder-specific, what the attention weights sum besides ``memory`` (see
             :class:`~nmt.models.decoder.BahdanauDecoder`), or None.
+    score_bias: (B, S) float, 0 on real tokens and -inf on padding, added to attention
+            scores (made by :class:`~nmt.models.search_step.FoldedStep`), or None.
     """
 
     memory: Tensor
@@ -31,6 +33,7 @@ class EncoderOutput:
     final: Tensor
     keys: Tensor | None = None
     values: Tensor | None = None
+    score_bias: Tensor | None = None
 
     def index_select(self, index: Tensor) -> EncoderOutput:
         """Reorder/expand the batch: index (B',) of rows to take (beam search)."""
@@ -38,12 +41,17 @@ class EncoderOutput:
             memory=self.memory.index_select(0, index),
             mask=self.mask.index_select(0, index),
             final=self.final.index_select(0, index),
-            keys=None if self.keys is None else self.keys.index_select(0, index),
-            values=None if self.values is None else self.values.index_select(0, index),
+            keys=_take(self.keys, index),
+            values=_take(self.values, index),
+            score_bias=_take(self.score_bias, index),
         )
 
     def with_keys(self, keys: Tensor | None, values: Tensor | None = None) -> EncoderOutput:
         return replace(self, keys=keys, values=values)
+
+
+def _take(x: Tensor | None, index: Tensor) -> Tensor | None:
+    return None if x is None else x.index_select(0, index)
 
 
 class Encoder(nn.Module):

@@ -1,0 +1,128 @@
+"""The search step: what greedy and beam search run once per output token.
+
+:meth:`SearchStep.of` picks the step for a model. The plain :class:`SearchStep` is the
+model's own :meth:`~nmt.models.Seq2Seq.decode_step_readout`. :class:`FoldedStep` computes
+the same function for a one-layer GRU decoder with Bahdanau attention (the default model)
+with every product that does not depend on the decoder state made ahead of time, so that a
+batch of B hypotheses does per step only the work that must be done per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nmt.models.attention import BahdanauAttention
+from nmt.models.decoder import BahdanauDecoder
+from nmt.models.encoder import EncoderOutput, RNNState
+from nmt.models.recurrence import attention_gru_cell, doubled_query, tanh
+
+if TYPE_CHECKING:
+    from nmt.models.seq2seq import Seq2Seq
+
+
+class SearchStep:
+    """A model's search step: :meth:`start` encodes a batch, each call advances it by one
+    token. The model must be in eval mode; calls run without gradients."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        self.model = model
+
+    @staticmethod
+    def of(model: Seq2Seq) -> SearchStep:
+        """:class:`FoldedStep` where it applies (a fused Bahdanau decoder, outside
+        autocast), else the plain step. A folded step copies what it needs from the
+        parameters: make a new one after they change."""
+        decoder = model.decoder
+        device = model.generator.weight.device
+        if (
+            not isinstance(decoder, BahdanauDecoder)
+            or not decoder.fused
+            or torch.is_autocast_enabled(device.type)
+        ):
+            return SearchStep(model)
+        return FoldedStep(model)
+
+    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
+        """src: (B, S) ids; src_lengths: (B,), each >= 1 -> what :meth:`__call__` takes."""
+        enc = self.model.encode(src, src_lengths)
+        return enc, self.model.init_state(enc)
+
+    def __call__(
+        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        """prev: (B,) previous tokens -> the generator's input (B, E), the new state, the
+        attention weights (B, S) or None."""
+        return self.model.decode_step_readout(prev, state, enc)
+
+
+class FoldedStep(SearchStep):
+    """The search step of a one-layer GRU decoder with Bahdanau attention, folded.
+
+    One step of that model, for previous token y and state h, is::
+
+        w       = softmax(v . tanh(W_q h + keys))          # attention over the source
+        c       = w @ memory                               # context (B, M)
+        gi      = W_ie E[y] + b_ih + W_ic c                # GRU input gates
+        h'      = GRU(gi, W_hh h + b_hh, h)
+        readout = tanh(W_ph h' + W_pc c + b_p)             # the generator's input
+
+    Here ``W_ie E + b_ih`` is a table with a row per target token (made once per
+    parameter version), ``memory @ [W_ic; W_pc]^T`` is made once per batch, so that
+    ``w @`` it gives the context's share of both the input gates and the readout without
+    forming c, and ``W_hh`` and ``W_q`` are one matmul: per step, two matmuls of the state
+    instead of four of the state, the context and the embedding. The attention and gate
+    arithmetic are :func:`~nmt.models.recurrence.attention_gru_cell`, as in training.
+
+    ``start`` leaves in the :class:`EncoderOutput`: ``keys`` the doubled key projection
+    (B, S, A), ``values`` the folded memory (B, S, 3H + E), ``score_bias`` the padding mask.
+    """
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__(model)
+        decoder = model.decoder
+        assert isinstance(decoder, BahdanauDecoder) and decoder.fused
+        attention = decoder.attention
+        assert isinstance(attention, BahdanauAttention)
+        rnn, e, h = decoder.rnn, decoder.emb_dim, decoder.hidden_dim
+        with torch.no_grad(), torch.autocast(model.generator.weight.device.type, enabled=False):
+            w_ih, w_p = rnn.weight_ih_l0, model.pre_output.weight  # (3H, E + M), (E, H + M)
+            self.token_gates = F.linear(model.tgt_embedding.weight, w_ih[:, :e], rnn.bias_ih_l0)
+            self.w_values = torch.cat([w_ih[:, e:], w_p[:, h:]])  # (3H + E, M)
+            self.w_keys2 = attention.key_proj.weight * 2  # (A, M)
+            w_h = torch.cat([rnn.weight_hh_l0, attention.query_proj.weight])  # (3H + A, H)
+            b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(w_h.size(0) - 3 * h)])
+            w_h2, self.b_h2 = doubled_query(w_h, b_h, 3 * h)
+            self.w_h2_t = w_h2.t().contiguous()
+            self.v2 = attention.v.weight[0] * 2  # (A,)
+            self.w_ph_t = w_p[:, :h].t().contiguous()  # (H, E)
+            self.b_p = model.pre_output.bias.detach().clone()
+
+    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
+        enc = self.model.encoder(src, src_lengths)
+        score_bias = torch.zeros(enc.mask.shape, dtype=enc.memory.dtype, device=src.device)
+        memory = enc.memory.reshape(-1, enc.memory.size(-1))  # one mm per weight, not a bmm
+        b, s = enc.mask.shape
+        enc = replace(
+            enc,
+            keys=F.linear(memory, self.w_keys2).view(b, s, -1),
+            values=F.linear(memory, self.w_values).view(b, s, -1),
+            score_bias=score_bias.masked_fill_(~enc.mask, float("-inf")),
+        )
+        return enc, self.model.init_state(enc)
+
+    def __call__(
+        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        assert isinstance(state, Tensor) and enc.values is not None
+        assert enc.keys is not None and enc.score_bias is not None
+        gi = self.token_gates.index_select(0, prev)  # (B, 3H)
+        h, weights, _, readout_c = attention_gru_cell(
+            state[0], gi, enc.values, enc.keys, self.v2, self.w_h2_t, self.b_h2, enc.score_bias
+        )
+        readout = tanh(torch.addmm(self.b_p, h, self.w_ph_t).add_(readout_c))
+        return readout, h.unsqueeze(0), weights

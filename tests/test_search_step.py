@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from nmt.config import ModelParams
+from nmt.models import FoldedStep, SearchStep, build_model
+
+SRC_V, TGT_V = 30, 25
+
+
+def tiny(seed: int = 0, **overrides) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    params = ModelParams(embedding_dim=16, hidden_dim=12, dropout=0.0, **overrides)
+    return build_model(params, SRC_V, TGT_V).eval()
+
+
+def batch():
+    lengths = torch.tensor([6, 2, 4])
+    src = torch.randint(4, SRC_V, (3, 6), generator=torch.Generator().manual_seed(1))
+    for i, n in enumerate(lengths):
+        src[i, n:] = 0
+    return src, lengths
+
+
+@pytest.mark.parametrize(
+    ("overrides", "folded"),
+    [
+        ({}, True),  # the default: one-layer GRU, Bahdanau attention
+        ({"cell": "lstm"}, False),
+        ({"decoder_layers": 2}, False),
+        ({"attention": "general"}, False),
+        ({"attention": "none"}, False),
+    ],
+)
+def test_folded_only_for_the_one_layer_gru_bahdanau_decoder(overrides, folded):
+    step = SearchStep.of(tiny(**overrides))
+    assert isinstance(step, FoldedStep) is folded
+    assert isinstance(step, SearchStep)
+
+
+def test_no_folding_under_autocast():
+    model = tiny()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert type(SearchStep.of(model)) is SearchStep
+
+
+@torch.inference_mode()
+def test_folded_step_computes_the_models_step():
+    model = tiny(seed=3)
+    src, lengths = batch()
+    folded, plain = SearchStep.of(model), SearchStep(model)
+    enc_f, state_f = folded.start(src, lengths)
+    enc_p, state_p = plain.start(src, lengths)
+    assert enc_f.score_bias is not None
+    assert torch.equal(enc_f.score_bias.isinf(), ~enc_p.mask)
+    prev = torch.tensor([1, 1, 1])
+    for t in range(5):
+        out_f, state_f, attn_f = folded(prev, state_f, enc_f)
+        out_p, state_p, attn_p = plain(prev, state_p, enc_p)
+        torch.testing.assert_close(out_f, out_p, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(state_f, state_p, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(attn_f, attn_p, rtol=1e-5, atol=1e-6)
+        assert float(attn_f[~enc_f.mask].abs().sum()) == 0.0  # padding gets no attention
+        prev = model.generator(out_p).argmax(-1)
+        if t == 2:  # search drops and repeats rows: the folded encoder output follows
+            keep = torch.tensor([2, 0, 0])
+            state_f, enc_f = model.reorder(state_f, enc_f, keep)
+            state_p, enc_p = model.reorder(state_p, enc_p, keep)
+            prev = prev[keep]
+
+
+def test_a_folded_step_keeps_the_parameters_it_was_made_with():
+    model = tiny()
+    src, lengths = batch()
+    prev = torch.tensor([1, 1, 1])
+
+    def readout(step):
+        with torch.inference_mode():
+            enc, state = step.start(src, lengths)
+            return step(prev, state, enc)[0]
+
+    folded = SearchStep.of(model)
+    before = readout(folded)
+    with torch.no_grad():
+        model.pre_output.bias.add_(0.5)  # an in-place update, as an optimizer step does
+    torch.testing.assert_close(readout(folded), before)
+    now = readout(SearchStep(model))
+    assert not torch.allclose(now, before)
+    torch.testing.assert_close(readout(SearchStep.of(model)), now, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_made_under_inference_mode_can_search():
+    with torch.inference_mode():
+        model = tiny()
+        step = SearchStep.of(model)
+        enc, state = step.start(*batch())
+        out, _, _ = step(torch.tensor([1, 1, 1]), state, enc)
+    assert out.shape == (3, 16)
