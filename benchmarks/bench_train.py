@@ -50,7 +50,7 @@ from nmt.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
 from nmt.config import ModelParams, TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.data.normalize import Normalizer
-from nmt.decoding import greedy_search, max_output_lengths
+from nmt.decoding import greedy_search, max_output_lengths, prepare
 from nmt.download import mirror_from_env
 from nmt.models import Seq2Seq, build_model, count_parameters
 from nmt.optim import build_optimizer, masked_cross_entropy
@@ -236,10 +236,11 @@ def greedy_bleu(model: Seq2Seq, data: Data, batch_size: int = 200) -> float:
         data.held_out.src_lengths, data.held_out.tgt_lengths, batch_size=batch_size,
         shuffle=False,
     )  # fmt: skip
+    prepared = prepare(model)
     for idx in order:
         batch = collate(data.held_out, idx)
         limits = max_output_lengths(batch.src_lengths, 2.0, 5)
-        out = greedy_search(model, batch.src, batch.src_lengths, limits)
+        out = greedy_search(model, batch.src, batch.src_lengths, limits, prepared=prepared)
         for i, ids in zip(idx.tolist(), out, strict=True):
             hyps[i] = data.tgt_tok.decode(ids)
     # both sides are tutorial-normalised (tokenised) text: score them as they are

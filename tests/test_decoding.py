@@ -15,6 +15,7 @@ from nmt.decoding import (
     greedy_search,
     length_penalty,
     max_output_lengths,
+    prepare,
     search,
 )
 from nmt.models import build_model
@@ -56,10 +57,9 @@ def greedy_by_hand(model, src, lengths, max_len):
 
 def eos_biased(model, bias: float) -> None:
     """Add ``bias`` to the <eos> logit: large makes it win at once, negative never."""
-    plain = model.logits
     shift = torch.zeros(TGT_V)
     shift[EOS_ID] = bias
-    model.logits = lambda features: plain(features) + shift
+    model.generator.register_forward_hook(lambda module, args, logits: logits + shift)
 
 
 @pytest.mark.parametrize("attention", ["none", "bahdanau", "general"])
@@ -138,8 +138,8 @@ def test_wide_beam_is_exact_search(alpha, seed):
     torch.manual_seed(seed)
     params = ModelParams(attention="bahdanau", embedding_dim=8, hidden_dim=6, dropout=0.0)
     model = build_model(params, SRC_V, 7).eval()
-    plain = model.logits
-    model.logits = lambda features: plain(features) * 6  # confident: paths differ a lot
+    with torch.no_grad():
+        model.generator.weight.mul_(6)  # confident: paths differ a lot
     src, lengths = batch((5,))
     candidates = [[*p, EOS_ID] for n in range(3) for p in itertools.product((3, 4, 5, 6), repeat=n)]
     candidates += [list(p) for p in itertools.product((3, 4, 5, 6), repeat=3)]
@@ -234,11 +234,24 @@ def test_greedy_with_shortlist_equals_plain_greedy(attention):
     assert greedy_search(model, src, lengths, max_len=12, shortlist=True) == plain
 
 
-def test_shortlist_is_remade_when_the_weight_changes():
-    weight = torch.randn(100, 8)
-    first = ShortlistArgmax.of(weight)
-    assert ShortlistArgmax.of(weight) is first
-    with torch.no_grad():
-        weight.mul_(-1)  # an optimizer step, say
-    remade = ShortlistArgmax.of(weight)
-    assert remade is not first and torch.equal(remade.weight, weight)
+def test_search_follows_in_place_parameter_updates():
+    # Optimizers update parameters in place (fused Adam without bumping their version):
+    # nothing made from the parameters may outlive a search.
+    torch.manual_seed(0)
+    params = ModelParams(embedding_dim=16, hidden_dim=12, dropout=0.0)
+    model = build_model(params, SRC_V, 100).eval()  # big enough for a shortlist
+    src, lengths = batch()
+    before = greedy_search(model, src, lengths, max_len=6, shortlist=True)
+    assert before == greedy_search(model, src, lengths, max_len=6, shortlist=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.5, fused=True)
+    model.train()
+    model(src, lengths, torch.randint(3, 100, (4, 5))).sum().backward()
+    optimizer.step()
+    model.eval()
+    after = greedy_search(model, src, lengths, max_len=6, shortlist=False)
+    assert after != before
+    assert greedy_search(model, src, lengths, max_len=6, shortlist=True) == after
+    assert search(model, src, lengths, SearchSettings(shortlist=True)) == greedy_search(
+        model, src, lengths, max_output_lengths(lengths, 2.0, 10), shortlist=False
+    )
+    assert greedy_search(model, src, lengths, 6, prepared=prepare(model)) == after

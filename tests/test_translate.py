@@ -78,9 +78,9 @@ def test_batch_size_counts_hypotheses(tmp_path, monkeypatch, beam, batch_size, s
     seen = []
     real_search = translate_module.search
 
-    def spy(model, src, lengths, settings):
+    def spy(model, src, lengths, settings, prepared):
         seen.append(src.size(0))
-        return real_search(model, src, lengths, settings)
+        return real_search(model, src, lengths, settings, prepared)
 
     monkeypatch.setattr(translate_module, "search", spy)
     sources = [[5, 6, 7][: 1 + i % 3] for i in range(7)]

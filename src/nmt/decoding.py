@@ -29,9 +29,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.weak import WeakIdKeyDictionary
 
-from nmt.models import EncoderOutput, RNNState, Seq2Seq
+from nmt.models import EncoderOutput, RNNState, SearchStep, Seq2Seq
 
 # The special ids every vocabulary reserves (the same values as nmt.vocab).
 PAD_ID, SOS_ID, EOS_ID = 0, 1, 2
@@ -40,12 +39,14 @@ __all__ = [
     "EOS_ID",
     "PAD_ID",
     "SOS_ID",
+    "Prepared",
     "SearchSettings",
     "ShortlistArgmax",
     "beam_search",
     "greedy_search",
     "length_penalty",
     "max_output_lengths",
+    "prepare",
     "search",
 ]
 
@@ -97,14 +98,13 @@ def _limits(max_len: int | Tensor, src_lengths: Tensor) -> Tensor:
     return torch.where(lengths > 0, limits.clamp(min=0), torch.zeros_like(limits))
 
 
-def _encode(model: Seq2Seq, src: Tensor, src_lengths: Tensor):
+def _start(step: SearchStep, src: Tensor, src_lengths: Tensor):
     # Empty sources are encoded as one padding token (packing needs lengths >= 1); their
     # output cap is 0, so nothing is ever decoded from them.
     lengths = src_lengths.clamp(min=1)
     if src.size(1) == 0:
         src = src.new_zeros(src.size(0), 1)
-    enc = model.encode(src, lengths)
-    return enc, model.init_state(enc)
+    return step.start(src, lengths)
 
 
 def _forbid_specials(logits: Tensor) -> Tensor:
@@ -139,22 +139,12 @@ class ShortlistArgmax:
     """
 
     def __init__(self, weight: Tensor, k: int = 8) -> None:
-        self.weight = weight.detach().float()  # (V, E)
+        self.weight = weight.detach().float().clone()  # (V, E), as it is now
         self.low = self.weight.to(torch.bfloat16)
         self.k = min(k, self.weight.size(0) - 2)
         self.l1 = float(self.weight.abs().sum(1).max())
         self.l2 = float(self.weight.norm(dim=1).max())
         self.fallback_rows = 0  # rows that needed the full fp32 logits
-
-    @classmethod
-    def of(cls, weight: Tensor) -> ShortlistArgmax:
-        """The instance for ``weight``, made once per weight and version (the bf16 copy and
-        the norms cost as much as a few search steps)."""
-        cached = _SHORTLISTS.get(weight)
-        if cached is None or cached[0] != weight._version:
-            cached = (weight._version, cls(weight))
-            _SHORTLISTS[weight] = cached
-        return cached[1]
 
     @staticmethod
     def available(model: Seq2Seq, device: torch.device) -> bool:
@@ -169,7 +159,8 @@ class ShortlistArgmax:
         approx[:, PAD_ID] = -math.inf
         approx[:, SOS_ID] = -math.inf
         top, cand = approx.topk(self.k, dim=-1)  # (N, k)
-        exact = torch.bmm(self.weight[cand], x.unsqueeze(2)).squeeze(2)  # (N, k)
+        w_cand = self.weight.index_select(0, cand.view(-1)).view(*cand.shape, -1)  # (N, k, E)
+        exact = (w_cand * x.unsqueeze(1)).sum(-1)  # (N, k): faster than N small bmm's
         best, pick = exact.max(dim=-1)
         tokens = cand.gather(1, pick.unsqueeze(1)).squeeze(1)
         bound = torch.minimum(x.abs().amax(-1) * self.l1, x.norm(dim=-1) * self.l2) * 2**-6
@@ -182,9 +173,6 @@ class ShortlistArgmax:
         return tokens
 
 
-_SHORTLISTS = WeakIdKeyDictionary()  # weight -> (its version, ShortlistArgmax)
-
-
 @functools.cache
 def _cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices natively (read from /proc/cpuinfo)."""
@@ -195,6 +183,34 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What search makes once from a model's parameters and uses for every batch: the
+    search step (:meth:`~nmt.models.SearchStep.of`) and greedy search's bf16 shortlist
+    (or None). Valid while the parameters do not change: make a new one after they do
+    (optimizers update them in place, fused Adam without a trace).
+    """
+
+    step: SearchStep
+    argmax: ShortlistArgmax | None
+
+
+def prepare(model: Seq2Seq, settings: SearchSettings | None = None) -> Prepared:
+    """:class:`Prepared` for searching ``model`` with ``settings``; make it in the autocast
+    context that the search runs in (the folded step and the shortlist are fp32 only)."""
+    settings = settings or SearchSettings()
+    device = model.generator.weight.device
+    shortlist = settings.shortlist
+    if settings.beam_size > 1:
+        shortlist = False
+    elif shortlist is None:
+        shortlist = ShortlistArgmax.available(model, device)
+    return Prepared(
+        step=SearchStep.of(model),
+        argmax=ShortlistArgmax(model.generator.weight) if shortlist else None,
+    )
+
+
 @torch.inference_mode()
 def greedy_search(
     model: Seq2Seq,
@@ -203,6 +219,7 @@ def greedy_search(
     max_len: int | Tensor,
     return_attention: bool = False,
     shortlist: bool | None = None,
+    prepared: Prepared | None = None,
 ) -> list[list[int]] | tuple[list[list[int]], list[Tensor] | None]:
     """Pick the most probable token at each step, for a whole batch at once.
 
@@ -216,10 +233,11 @@ def greedy_search(
     attention.
 
     ``shortlist``: find each step's argmax with :class:`ShortlistArgmax` (None: where it
-    is :meth:`~ShortlistArgmax.available`).
+    is :meth:`~ShortlistArgmax.available`). ``prepared``: from :func:`prepare` for this
+    model, to share between batches; made here (with ``shortlist``) when None.
     """
-    if shortlist is None:
-        shortlist = ShortlistArgmax.available(model, src.device)
+    if prepared is None:
+        prepared = prepare(model, SearchSettings(shortlist=shortlist))
     b = src.size(0)
     limits = _limits(max_len, src_lengths)
     if b == 0 or int(limits.max()) == 0:
@@ -228,7 +246,8 @@ def greedy_search(
             return hyps
         empty = [torch.zeros(0, int(n)) for n in src_lengths.cpu()]
         return hyps, (empty if _has_attention(model) else None)
-    enc, state = _encode(model, src, src_lengths)
+    step, argmax = prepared.step, prepared.argmax
+    enc, state = _start(step, src, src_lengths)
     device, steps = src.device, int(limits.max())
     tokens = torch.full((b, steps), PAD_ID, dtype=torch.long, device=device)
     want_attn = return_attention and _has_attention(model)
@@ -237,14 +256,12 @@ def greedy_search(
     limits_d = limits.to(device)
     prev = torch.full((b,), SOS_ID, dtype=torch.long, device=device)
     finished = limits_d <= 0
-    argmax = ShortlistArgmax.of(model.generator.weight) if shortlist else None
     for t in range(steps):
+        out, state, attn = step(prev, state, enc)
         if argmax is not None:
-            out, state, attn = model.decode_step_readout(prev, state, enc)
             nxt = argmax(out)
         else:
-            logits, state, attn = model.decode_step(prev, state, enc)
-            nxt = _forbid_specials(logits).argmax(dim=-1)
+            nxt = _forbid_specials(model.generator(out)).argmax(dim=-1)
         nxt = nxt.masked_fill(finished, PAD_ID)
         tokens[rows, t] = nxt
         if weights is not None and attn is not None:
@@ -281,11 +298,12 @@ def _has_attention(model: Seq2Seq) -> bool:
 class _Beams:
     """The live part of a beam search over the n sentences still searching.
 
-    state/enc: n*K rows; scores: (n, K) cumulative log-probabilities (-inf: an empty
-    slot); seqs: (n*K, t) tokens so far; prev: (n*K,) last tokens; active: the original
-    batch index of each of the n sentences.
+    step: the model's search step; state/enc: n*K rows; scores: (n, K) cumulative
+    log-probabilities (-inf: an empty slot); seqs: (n*K, t) tokens so far; prev: (n*K,)
+    last tokens; active: the original batch index of each of the n sentences.
     """
 
+    step: SearchStep
     state: RNNState
     enc: EncoderOutput
     scores: Tensor
@@ -314,6 +332,7 @@ def beam_search(
     max_len: int | Tensor,
     beam_size: int,
     alpha: float = 1.0,
+    prepared: Prepared | None = None,
 ) -> list[list[int]]:
     """Beam search over ``B * K`` rows; return the best finished hypothesis per sentence.
 
@@ -325,6 +344,8 @@ def beam_search(
     (scored ``log P / lp``); the K best others stay alive. A sentence is done once it
     holds K finished hypotheses, or when it reaches its cap (its live hypotheses are
     then finished as they are). With K = 1 this is exactly greedy search.
+
+    ``prepared``: from :func:`prepare`, to share between batches; made here when None.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
@@ -334,11 +355,13 @@ def beam_search(
     if b == 0 or max(limits) == 0:
         return [[] for _ in range(b)]
     device = src.device
-    enc, state = _encode(model, src, src_lengths)
+    step = (prepared or prepare(model, SearchSettings(beam_size=beam_size))).step
+    enc, state = _start(step, src, src_lengths)
     state, enc = model.reorder(state, enc, torch.arange(b, device=device).repeat_interleave(k))
     scores = torch.full((b, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence at first, not K copies of it
     beams = _Beams(
+        step=step,
         state=state,
         enc=enc,
         scores=scores,
@@ -368,7 +391,8 @@ def beam_search(
 
 def _step(model: Seq2Seq, beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
     """Advance every live hypothesis by one token; finish those that chose ``<eos>``."""
-    logits, state, _ = model.decode_step(beams.prev, beams.state, beams.enc)
+    out, state, _ = beams.step(beams.prev, beams.state, beams.enc)
+    logits = model.generator(out)
     n, v = len(beams.active), logits.size(-1)
     logp = torch.log_softmax(_forbid_specials(logits.float()), dim=-1).view(n, k, v)
     cand = (beams.scores.unsqueeze(-1) + logp).view(n, k * v)
@@ -425,14 +449,22 @@ def _finish_live(beams: _Beams, finished: Finished, done: list[int], k: int, alp
 
 
 def search(
-    model: Seq2Seq, src: Tensor, src_lengths: Tensor, settings: SearchSettings
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    settings: SearchSettings,
+    prepared: Prepared | None = None,
 ) -> list[list[int]]:
-    """Greedy (beam size 1) or beam search with ``settings``; src: (B, S), src_lengths: (B,)."""
+    """Greedy (beam size 1) or beam search with ``settings``; src: (B, S), src_lengths: (B,).
+
+    ``prepared``: ``prepare(model, settings)``, to share between batches (made here when
+    None)."""
+    prepared = prepared or prepare(model, settings)
     limits = max_output_lengths(
         src_lengths.cpu(), settings.max_length_ratio, settings.max_length_extra
     )
     if settings.beam_size == 1:
-        return greedy_search(  # type: ignore[return-value]
-            model, src, src_lengths, limits, shortlist=settings.shortlist
-        )
-    return beam_search(model, src, src_lengths, limits, settings.beam_size, settings.length_penalty)
+        return greedy_search(model, src, src_lengths, limits, prepared=prepared)  # type: ignore[return-value]
+    return beam_search(
+        model, src, src_lengths, limits, settings.beam_size, settings.length_penalty, prepared
+    )

@@ -149,12 +149,13 @@ def validate(
     The gap between the two losses is the exposure bias. BLEU is sacrebleu's corpus BLEU of
     the detokenised greedy output against ``valid.refs``.
     """
-    from nmt.decoding import greedy_search, max_output_lengths
+    from nmt.decoding import greedy_search, max_output_lengths, prepare
 
     model.eval()
     forced = free = 0.0
     tokens = 0
     hyps: list[str] = [""] * len(valid.refs)
+    prepared = None  # made once per validation: the parameters change between them
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for cpu_batch in _valid_batches(valid.pairs, batch_size):
             batch = cpu_batch.to(device)
@@ -162,7 +163,8 @@ def validate(
                 logits_tf, target_tf = batch_logits(model, batch)
                 logits_free, target_free = batch_logits(model, batch, 0.0)
                 limits = max_output_lengths(batch.src_lengths, max_length_ratio, MAX_LENGTH_EXTRA)
-                out = greedy_search(model, batch.src, batch.src_lengths, limits)
+                prepared = prepared or prepare(model)
+                out = greedy_search(model, batch.src, batch.src_lengths, limits, prepared=prepared)
             forced += float(masked_cross_entropy(logits_tf, target_tf))
             free += float(masked_cross_entropy(logits_free, target_free))
             tokens += batch.n_tokens

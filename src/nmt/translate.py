@@ -19,7 +19,14 @@ from tqdm import tqdm
 
 from nmt.checkpoint import CheckpointError, LoadedModel, load_model
 from nmt.data.normalize import Normalizer
-from nmt.decoding import PAD_ID, SearchSettings, greedy_search, max_output_lengths, search
+from nmt.decoding import (
+    PAD_ID,
+    SearchSettings,
+    greedy_search,
+    max_output_lengths,
+    prepare,
+    search,
+)
 from nmt.models import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -63,12 +70,14 @@ def decode_ids(
     run matmuls of about the same height.
     """
     out: list[list[int]] = [[] for _ in sources]
+    prepared = prepare(model, settings)
     per_batch = max(1, batch_size // settings.beam_size)
     batches = length_batches([len(s) for s in sources], per_batch)
     with tqdm(total=len(sources), unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:
             src, lengths = pad_batch([sources[i] for i in idx], device)
-            for i, hyp in zip(idx, search(model, src, lengths, settings), strict=True):
+            hyps = search(model, src, lengths, settings, prepared)
+            for i, hyp in zip(idx, hyps, strict=True):
                 out[i] = hyp
             bar.update(len(idx))
     return out
