@@ -34,7 +34,7 @@ import torch
 
 from nmt.checkpoint import load_model
 from nmt.config import ModelParams
-from nmt.decoding import SearchSettings
+from nmt.decoding import SearchSettings, prepare
 from nmt.models import Seq2Seq, build_model
 from nmt.translate import decode_ids, length_batches
 
@@ -78,14 +78,19 @@ def _interleaved(
     batched_s = single_s = 0.0
     singles = 0
     hyps: list[list[int]] = [[] for _ in ids]
+    prepared = prepare(model, settings)  # as the evaluate stage does, once for all batches
+
+    def run(sources: list[list[int]], size: int) -> list[list[int]]:
+        return decode_ids(model, sources, settings, CPU, size, prepared=prepared)
+
     for idx in length_batches([len(s) for s in ids], batch_size):
         chunk = [ids[i] for i in idx]
-        seconds, out = _timed(lambda c=chunk: decode_ids(model, c, settings, CPU, batch_size))
+        seconds, out = _timed(lambda c=chunk: run(c, batch_size))
         batched_s += seconds
         for i, hyp in zip(idx, out, strict=True):
             hyps[i] = hyp
         few = chunk[:: max(1, len(chunk) // per_round)][:per_round]
-        single_s += _timed(lambda f=few: decode_ids(model, f, settings, CPU, 1))[0]
+        single_s += _timed(lambda f=few: run(f, 1))[0]
         singles += len(few)
     return batched_s, single_s, singles, hyps
 
@@ -128,6 +133,8 @@ def main(
     click.echo(f"torch threads: {threads}, batch size {batch_size}")
 
     decode_ids(model, ids[:8], greedy, CPU, batch_size)  # warm-up
+    prepare_s, _ = _timed(lambda: prepare(model, greedy))
+    click.echo(f"search preparation (once per model and settings): {prepare_s * 1e3:.1f} ms")
     per_round = max(1, sequential * batch_size // max(1, len(ids)))
     b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, per_round)
     batched, single = len(ids) / b_s, singles / s_s

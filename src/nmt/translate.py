@@ -21,6 +21,7 @@ from nmt.checkpoint import CheckpointError, LoadedModel, load_model
 from nmt.data.normalize import Normalizer
 from nmt.decoding import (
     PAD_ID,
+    Prepared,
     SearchSettings,
     greedy_search,
     max_output_lengths,
@@ -62,15 +63,17 @@ def decode_ids(
     device: torch.device,
     batch_size: int = 128,
     progress: bool = False,
+    prepared: Prepared | None = None,
 ) -> list[list[int]]:
     """Search every source (token ids, no specials) in length-sorted batches; input order.
 
     ``batch_size`` counts the hypotheses searched together: greedy search takes that many
     sentences per batch, beam search ``batch_size // beam_size`` (at least one), so both
-    run matmuls of about the same height.
+    run matmuls of about the same height. ``prepared``: ``prepare(model, settings)``, made
+    here when None.
     """
     out: list[list[int]] = [[] for _ in sources]
-    prepared = prepare(model, settings)
+    prepared = prepared or prepare(model, settings)
     per_batch = max(1, batch_size // settings.beam_size)
     batches = length_batches([len(s) for s in sources], per_batch)
     with tqdm(total=len(sources), unit="sent", disable=not progress, leave=False) as bar:
