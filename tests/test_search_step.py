@@ -43,16 +43,25 @@ def test_no_folding_under_autocast():
         assert type(SearchStep.of(model)) is SearchStep
 
 
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @torch.inference_mode()
-def test_folded_step_computes_the_models_step():
-    model = tiny(seed=3)
-    src, lengths = batch()
+def test_folded_step_computes_the_models_step(device):
+    model = tiny(seed=3).to(device)
+    src, lengths = (t.to(device) for t in batch())
     folded, plain = SearchStep.of(model), SearchStep(model)
     enc_f, state_f = folded.start(src, lengths)
     enc_p, state_p = plain.start(src, lengths)
     assert enc_f.score_bias is not None
     assert torch.equal(enc_f.score_bias.isinf(), ~enc_p.mask)
-    prev = torch.tensor([1, 1, 1])
+    prev = torch.tensor([1, 1, 1], device=device)
     for t in range(5):
         out_f, state_f, attn_f = folded(prev, state_f, enc_f)
         out_p, state_p, attn_p = plain(prev, state_p, enc_p)
@@ -62,7 +71,7 @@ def test_folded_step_computes_the_models_step():
         assert float(attn_f[~enc_f.mask].abs().sum()) == 0.0  # padding gets no attention
         prev = model.generator(out_p).argmax(-1)
         if t == 2:  # search drops and repeats rows: the folded encoder output follows
-            keep = torch.tensor([2, 0, 0])
+            keep = torch.tensor([2, 0, 0], device=device)
             state_f, enc_f = model.reorder(state_f, enc_f, keep)
             state_p, enc_p = model.reorder(state_p, enc_p, keep)
             prev = prev[keep]
