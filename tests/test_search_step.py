@@ -104,3 +104,24 @@ def test_a_model_made_under_inference_mode_can_search():
         enc, state = step.start(*batch())
         out, _, _ = step(torch.tensor([1, 1, 1]), state, enc)
     assert out.shape == (3, 16)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_folded_encoder_gives_the_encoders_output(bidirectional):
+    model = tiny(seed=4, bidirectional=bidirectional)
+    step = SearchStep.of(model)
+    assert isinstance(step, FoldedStep)
+    src, lengths = batch()
+    with torch.inference_mode():
+        want = model.encoder(src, lengths)
+        got = step.encode(src, lengths)
+    assert torch.equal(got.mask, want.mask)
+    torch.testing.assert_close(got.memory, want.memory, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.final, want.final, rtol=1e-5, atol=1e-6)
+    assert float(got.memory[~got.mask].abs().sum()) == 0.0
+
+
+def test_a_deeper_encoder_is_not_folded():
+    step = SearchStep.of(tiny(encoder_layers=2))
+    assert isinstance(step, FoldedStep)
+    assert step.encode is step.model.encoder

@@ -71,8 +71,8 @@ class FoldedStep(SearchStep):
         h'      = GRU(gi, W_hh h + b_hh, h)
         readout = tanh(W_ph h' + W_pc c + b_p)             # the generator's input
 
-    Here ``W_ie E + b_ih`` is a table with a row per target token (made once per
-    parameter version), ``memory @ [W_ic; W_pc]^T`` is made once per batch, so that
+    Here ``W_ie E + b_ih`` is a table with a row per target token, ``memory @ [W_ic;
+    W_pc]^T`` is made once per batch, so that
     ``w @`` it gives the context's share of both the input gates and the readout without
     forming c, and ``W_hh`` and ``W_q`` are one matmul: per step, two matmuls of the state
     instead of four of the state, the context and the embedding. The attention and gate
@@ -80,6 +80,7 @@ class FoldedStep(SearchStep):
 
     ``start`` leaves in the :class:`EncoderOutput`: ``keys`` the doubled key projection
     (B, S, A), ``values`` the folded memory (B, S, 3H + E), ``score_bias`` the padding mask.
+    A one-layer GRU encoder is folded the same way (:class:`_TableGRUEncoder`).
     """
 
     def __init__(self, model: Seq2Seq) -> None:
@@ -101,9 +102,15 @@ class FoldedStep(SearchStep):
             self.v2 = attention.v.weight[0] * 2  # (A,)
             self.w_ph_t = w_p[:, :h].t().contiguous()  # (H, E)
             self.b_p = model.pre_output.bias.detach().clone()
+            encoder = model.encoder
+            self.encode = (
+                _TableGRUEncoder(encoder)
+                if isinstance(encoder.rnn, torch.nn.GRU) and encoder.layers == 1
+                else encoder
+            )
 
     def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
-        enc = self.model.encoder(src, src_lengths)
+        enc = self.encode(src, src_lengths)
         score_bias = torch.zeros(enc.mask.shape, dtype=enc.memory.dtype, device=src.device)
         memory = enc.memory.reshape(-1, enc.memory.size(-1))  # one mm per weight, not a bmm
         b, s = enc.mask.shape
@@ -126,3 +133,56 @@ class FoldedStep(SearchStep):
         )
         readout = tanh(torch.addmm(self.b_p, h, self.w_ph_t).add_(readout_c))
         return readout, h.unsqueeze(0), weights
+
+
+class _TableGRUEncoder:
+    """The encoder's one-layer (bi)directional GRU with the input gates looked up: a table
+    ``W_ih E + b_ih`` with a row per source token and direction replaces the input
+    product, and the directions step together (one batched matmul per step). Gives the
+    :class:`~nmt.models.Encoder`'s output (padding rows of the memory zero, each
+    direction's final state at its last real token).
+    """
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        rnn = encoder.rnn
+        suffixes = ["", "_reverse"][: encoder.directions]
+        weights = [
+            (getattr(rnn, f"weight_ih_l0{x}"), getattr(rnn, f"bias_ih_l0{x}")) for x in suffixes
+        ]
+        emb = encoder.embedding.weight
+        self.gates = torch.stack([F.linear(emb, w, b) for w, b in weights], dim=1)  # (V, D, 3H)
+        self.w_hh_t = torch.stack([getattr(rnn, f"weight_hh_l0{x}").t() for x in suffixes])
+        self.b_hh = torch.stack([getattr(rnn, f"bias_hh_l0{x}") for x in suffixes]).unsqueeze(1)
+        self.hidden = rnn.hidden_size
+
+    def __call__(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
+        b, s = src.shape
+        h_dim, d = self.hidden, self.gates.size(1)
+        gi = self.gates[src]  # (B, S, D, 3H)
+        steps = torch.arange(s, device=src.device)
+        lengths = lengths.to(src.device)
+        mask = steps[None, :] < lengths[:, None]  # (B, S)
+        # direction 1 reads the padded row backwards: its padding comes first and is
+        # skipped (the state stays zero until the last real token)
+        x = gi.permute(2, 1, 0, 3)  # (D, S, B, 3H)
+        real = mask.t().unsqueeze(-1).expand(d, s, b, 1)  # (D, S, B, 1)
+        if d == 2:
+            x = torch.stack([x[0], x[1].flip(0)])
+            real = torch.stack([real[0], real[1].flip(0)])
+        x = x.contiguous()
+        h = src.new_zeros(d, b, h_dim, dtype=self.gates.dtype)
+        out = h.new_empty(d, s, b, h_dim)
+        for t in range(s):
+            gh = torch.baddbmm(self.b_hh, h, self.w_hh_t)  # (D, B, 3H)
+            i_rz, i_n = x[:, t].split([2 * h_dim, h_dim], dim=-1)
+            h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
+            r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+            n = tanh(torch.addcmul(i_n, r, h_n))
+            h = torch.where(real[:, t], torch.lerp(n, h, z), h)
+            torch.mul(h, real[:, t], out=out[:, t])
+        memory = [out[0].transpose(0, 1)]  # (B, S, H) per direction
+        if d == 2:
+            memory.append(out[1].flip(0).transpose(0, 1))
+        return EncoderOutput(
+            memory=torch.cat(memory, dim=-1), mask=mask, final=torch.cat(list(h), dim=-1)
+        )
