@@ -13,6 +13,13 @@ from torch import Tensor, nn
 from nmt.models.recurrence import tanh_grad
 
 
+def padding_bias(mask: Tensor) -> Tensor:
+    """mask: (B, S) bool, True on real tokens -> (B, S) fp32, 0 there and -inf on padding:
+    added to attention scores, it masks them."""
+    bias = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    return bias.masked_fill_(~mask, float("-inf"))
+
+
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """scores: (B, T, S); mask: (B, S) bool, True on real tokens -> weights (B, T, S)."""
     scores = scores.masked_fill(~mask[:, None, :], float("-inf"))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.models.attention import BahdanauAttention, build_attention
+from nmt.models.attention import BahdanauAttention, build_attention, padding_bias
 from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
 from nmt.models.recurrence import BahdanauGRU, autocast_dtype, tanh_grad
 
@@ -162,6 +162,14 @@ class BahdanauDecoder(RNNDecoder):
         h = torch.lerp(n, h.float(), z)  # (1 - z) * n + z * h
         return torch.cat([h.to(context.dtype), context], dim=-1), h.unsqueeze(0), attn
 
+    def hidden_query_weights(self) -> tuple[Tensor, Tensor]:
+        """The fused GRU's hidden-gate and attention-query weights stacked, (3H + A, H),
+        and their bias (3H + A,) (the query has none): one matmul of the state gives
+        both."""
+        rnn, query = self.rnn, self.attention.query_proj
+        w_h = torch.cat([rnn.weight_hh_l0, query.weight], dim=0)
+        return w_h, torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(query.out_features)])
+
     def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
         """emb: (B, T, E) -> features (B, T, F); the same values as stepping, faster.
 
@@ -174,17 +182,14 @@ class BahdanauDecoder(RNNDecoder):
             return super().unroll(emb, state, enc)
         rnn, attn = self.rnn, self.attention
         assert isinstance(attn, BahdanauAttention) and enc.values is not None
-        a = attn.query_proj.out_features
         gi_emb = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)  # (B, T, 3H)
         memory, mem_gates = enc.memory, enc.values
-        w_h = torch.cat([rnn.weight_hh_l0, attn.query_proj.weight], dim=0)  # (3H + A, H)
-        b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(a)])
+        w_h, b_h = self.hidden_query_weights()
         keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
         low = autocast_dtype(memory.device)
         if low is not None:  # cast once, not at every step
             w_h, b_h = w_h.to(low), b_h.to(low)
-        neg = torch.zeros(enc.mask.shape, dtype=torch.float32, device=memory.device)
-        neg = neg.masked_fill(~enc.mask, float("-inf"))  # (B, S) additive mask
+        neg = padding_bias(enc.mask)  # (B, S)
         h0 = top_layer(state)
         h0 = h0.to(torch.promote_types(h0.dtype, torch.float32))  # (B, H), fp32 under autocast
         out, weights = BahdanauGRU.apply(gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg)

@@ -50,6 +50,11 @@ class EncoderOutput:
         return replace(self, keys=keys, values=values)
 
 
+def length_mask(lengths: Tensor, width: int) -> Tensor:
+    """lengths: (B,) -> (B, width) bool, True on the first ``lengths[i]`` positions."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def _take(x: Tensor | None, index: Tensor) -> Tensor | None:
     return None if x is None else x.index_select(0, index)
 
@@ -101,7 +106,5 @@ class Encoder(nn.Module):
         h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (L*D, B, H)
         top = h_n.view(self.layers, self.directions, *h_n.shape[1:])[-1]  # (D, B, H)
         final = torch.cat(list(top), dim=-1)  # (B, D*H)
-        mask = (
-            torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
-        )
+        mask = length_mask(lengths.to(src.device), src.size(1))
         return EncoderOutput(memory=memory, mask=mask, final=final)

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nmt.models.attention import BahdanauAttention
+from nmt.models.attention import BahdanauAttention, padding_bias
 from nmt.models.decoder import BahdanauDecoder
-from nmt.models.encoder import EncoderOutput, RNNState
+from nmt.models.encoder import EncoderOutput, RNNState, length_mask
 from nmt.models.recurrence import attention_gru_cell, doubled_query, tanh
 
 if TYPE_CHECKING:
@@ -95,9 +95,7 @@ class FoldedStep(SearchStep):
             self.token_gates = F.linear(model.tgt_embedding.weight, w_ih[:, :e], rnn.bias_ih_l0)
             self.w_values = torch.cat([w_ih[:, e:], w_p[:, h:]])  # (3H + E, M)
             self.w_keys2 = attention.key_proj.weight * 2  # (A, M)
-            w_h = torch.cat([rnn.weight_hh_l0, attention.query_proj.weight])  # (3H + A, H)
-            b_h = torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(w_h.size(0) - 3 * h)])
-            w_h2, self.b_h2 = doubled_query(w_h, b_h, 3 * h)
+            w_h2, self.b_h2 = doubled_query(*decoder.hidden_query_weights(), 3 * h)
             self.w_h2_t = w_h2.t().contiguous()
             self.v2 = attention.v.weight[0] * 2  # (A,)
             self.w_ph_t = w_p[:, :h].t().contiguous()  # (H, E)
@@ -111,14 +109,13 @@ class FoldedStep(SearchStep):
 
     def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
         enc = self.encode(src, src_lengths)
-        score_bias = torch.zeros(enc.mask.shape, dtype=enc.memory.dtype, device=src.device)
         memory = enc.memory.reshape(-1, enc.memory.size(-1))  # one mm per weight, not a bmm
         b, s = enc.mask.shape
         enc = replace(
             enc,
             keys=F.linear(memory, self.w_keys2).view(b, s, -1),
             values=F.linear(memory, self.w_values).view(b, s, -1),
-            score_bias=score_bias.masked_fill_(~enc.mask, float("-inf")),
+            score_bias=padding_bias(enc.mask),
         )
         return enc, self.model.init_state(enc)
 
@@ -159,9 +156,7 @@ class _TableGRUEncoder:
         b, s = src.shape
         h_dim, d = self.hidden, self.gates.size(1)
         gi = self.gates[src]  # (B, S, D, 3H)
-        steps = torch.arange(s, device=src.device)
-        lengths = lengths.to(src.device)
-        mask = steps[None, :] < lengths[:, None]  # (B, S)
+        mask = length_mask(lengths.to(src.device), s)  # (B, S)
         # direction 1 reads the padded row backwards: its padding comes first and is
         # skipped (the state stays zero until the last real token)
         x = gi.permute(2, 1, 0, 3)  # (D, S, B, 3H)
