@@ -53,7 +53,9 @@ def main(
         config = params.evaluate
         device = resolve_device(config.device)
         test_sets = find_test_sets(prepared, params.data.test_sets)
-        translator = Translator.from_checkpoint(checkpoint, device, config.batch_size)
+        translator = Translator.from_checkpoint(
+            checkpoint, device, config.batch_size, config.max_tokens
+        )
         progress = sys.stderr.isatty()
         with atomic_path(translations) as t_tmp, atomic_path(lengths) as l_tmp:
             results = evaluate_model(translator, test_sets, config, t_tmp, l_tmp, progress)

@@ -31,6 +31,13 @@ def make_checkpoint(path: Path, attention: str = "bahdanau", seed: int = 0) -> P
 
 def test_length_batches_and_padding():
     assert length_batches([3, 1, 5, 2, 4], 2) == [[2, 4], [0, 3], [1]]
+    # at most 8 tokens with padding: rows x the batch's first (longest) length
+    assert length_batches([3, 1, 5, 2, 4], 3, max_tokens=8) == [[2], [4, 0], [3, 1]]
+    # a sentence longer than the cap is a batch of its own
+    assert length_batches([3, 1, 5, 2, 4], 3, max_tokens=4) == [[2], [4], [0], [3, 1]]
+    assert length_batches([0, 0, 0], 2, max_tokens=1) == [[0, 1], [2]]
+    with pytest.raises(ValueError, match="max_tokens"):
+        length_batches([1], 1, max_tokens=0)
     src, lengths = pad_batch([[5, 6], [], [7]], torch.device("cpu"))
     assert src.tolist() == [[5, 6], [0, 0], [7, 0]]
     assert lengths.tolist() == [2, 0, 1]
@@ -65,14 +72,27 @@ def test_batching_never_changes_results(tmp_path):
     for beam in (1, 3):
         settings = SearchSettings(beam_size=beam)
         together = decode_ids(translator.model, sources, settings, torch.device("cpu"), 64)
+        capped = decode_ids(
+            translator.model, sources, settings, torch.device("cpu"), 64, max_tokens=6 * beam
+        )
         alone = [
             decode_ids(translator.model, [s], settings, torch.device("cpu"), 1)[0] for s in sources
         ]
-        assert together == alone
+        assert together == alone == capped
 
 
-@pytest.mark.parametrize(("beam", "batch_size", "sizes"), [(1, 3, [3, 3, 1]), (3, 7, [2, 2, 2, 1])])
-def test_batch_size_counts_hypotheses(tmp_path, monkeypatch, beam, batch_size, sizes):
+@pytest.mark.parametrize(
+    ("beam", "batch_size", "max_tokens", "sizes"),
+    [
+        (1, 3, None, [3, 3, 1]),
+        (3, 7, None, [2, 2, 2, 1]),
+        (1, 3, 6, [2, 3, 2]),  # lengths 3 3 | 2 2 1 | 1 1
+        (3, 7, 9, [1, 1, 1, 1, 2, 1]),  # 3 source tokens per sentence of a beam of 3
+    ],
+)
+def test_batch_size_and_max_tokens_count_hypotheses(
+    tmp_path, monkeypatch, beam, batch_size, max_tokens, sizes
+):
     make_checkpoint(tmp_path / "best.pt")
     translator = Translator.from_checkpoint(tmp_path / "best.pt", torch.device("cpu"))
     seen = []
@@ -85,7 +105,7 @@ def test_batch_size_counts_hypotheses(tmp_path, monkeypatch, beam, batch_size, s
     monkeypatch.setattr(translate_module, "search", spy)
     sources = [[5, 6, 7][: 1 + i % 3] for i in range(7)]
     decode_ids(translator.model, sources, SearchSettings(beam_size=beam), torch.device("cpu"),
-               batch_size)  # fmt: skip
+               batch_size, max_tokens=max_tokens)  # fmt: skip
     assert seen == sizes
 
 

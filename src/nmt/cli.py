@@ -63,6 +63,13 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Hypotheses searched together (beam search: a beam of K counts K per sentence).",
 )
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="And at most this many source tokens per batch of hypotheses, padding included.",
+)
 def translate(
     checkpoint: Path,
     texts: tuple[str, ...],
@@ -71,6 +78,7 @@ def translate(
     max_length_ratio: float,
     device: str,
     batch_size: int,
+    max_tokens: int,
 ) -> None:
     """Translate TEXTS, or standard input (one sentence per line) when none are given.
 
@@ -81,7 +89,7 @@ def translate(
 
     try:
         dev = resolve_device(device)
-        translator = Translator.from_checkpoint(checkpoint, dev, batch_size)
+        translator = Translator.from_checkpoint(checkpoint, dev, batch_size, max_tokens)
     except (CheckpointError, DeviceError) as err:
         raise click.ClickException(str(err)) from None
     lines = _read_lines(texts)

@@ -9,6 +9,7 @@ in input order.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,12 +36,29 @@ log = logging.getLogger(__name__)
 __all__ = ["AttentionMap", "Translator", "decode_ids", "length_batches", "pad_batch"]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of at most ``batch_size``, longest sentences first."""
+def length_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Indices grouped into batches, longest sentences first: at most ``batch_size``
+    sentences per batch and, with ``max_tokens``, at most that many tokens with padding
+    (sentences x the batch's longest). A sentence longer than ``max_tokens`` is a batch of
+    its own. The cap keeps the few long sentences of a test set from padding a full batch.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    cap = math.inf if max_tokens is None else max_tokens
+    batches: list[list[int]] = []
+    for i in order:
+        last = batches[-1] if batches else None
+        # a batch's longest sentence is its first
+        if last and len(last) < batch_size and (len(last) + 1) * lengths[last[0]] <= cap:
+            last.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def pad_batch(
@@ -64,18 +82,22 @@ def decode_ids(
     batch_size: int = 128,
     progress: bool = False,
     prepared: Prepared | None = None,
+    max_tokens: int | None = None,
 ) -> list[list[int]]:
     """Search every source (token ids, no specials) in length-sorted batches; input order.
 
     ``batch_size`` counts the hypotheses searched together: greedy search takes that many
     sentences per batch, beam search ``batch_size // beam_size`` (at least one), so both
-    run matmuls of about the same height. ``prepared``: ``prepare(model, settings)``, made
-    here when None.
+    run matmuls of about the same height. ``max_tokens`` (None: no cap) caps the source
+    tokens of a batch's hypotheses, padding included, the same way. ``prepared``:
+    ``prepare(model, settings)``, made here when None.
     """
     out: list[list[int]] = [[] for _ in sources]
     prepared = prepared or prepare(model, settings)
-    per_batch = max(1, batch_size // settings.beam_size)
-    batches = length_batches([len(s) for s in sources], per_batch)
+    beam = settings.beam_size
+    per_batch = max(1, batch_size // beam)
+    tokens = None if max_tokens is None else max(1, max_tokens // beam)
+    batches = length_batches([len(s) for s in sources], per_batch, tokens)
     with tqdm(total=len(sources), unit="sent", disable=not progress, leave=False) as bar:
         for idx in batches:
             src, lengths = pad_batch([sources[i] for i in idx], device)
@@ -104,17 +126,23 @@ class Translator:
         device: torch.device,
         batch_size: int = 128,
         max_source_tokens: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         self.loaded = loaded
         self.model = loaded.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self.max_source_tokens = max_source_tokens
         self.normalizer = Normalizer(loaded.normalize)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: torch.device, batch_size: int = 128
+        cls,
+        path: str | os.PathLike[str],
+        device: torch.device,
+        batch_size: int = 128,
+        max_tokens: int | None = None,
     ) -> Translator:
         """Load a checkpoint file or model directory (raises ``CheckpointError``)."""
         try:
@@ -124,7 +152,7 @@ class Translator:
                 raise
             # e.g. model params or a tokenizer state this version does not understand
             raise CheckpointError(f"{path}: incompatible checkpoint ({err})") from None
-        return cls(loaded, device, batch_size)
+        return cls(loaded, device, batch_size, max_tokens=max_tokens)
 
     @property
     def has_attention(self) -> bool:
@@ -156,7 +184,15 @@ class Translator:
     ) -> list[str]:
         """Translate ``texts`` (one sentence each); empty input gives empty output."""
         sources = self.encode(texts, normalized)
-        hyps = decode_ids(self.model, sources, settings, self.device, self.batch_size, progress)
+        hyps = decode_ids(
+            self.model,
+            sources,
+            settings,
+            self.device,
+            self.batch_size,
+            progress,
+            max_tokens=self.max_tokens,
+        )
         return [self.detokenize(h) for h in hyps]
 
     def attention(

@@ -56,6 +56,9 @@ class EvaluateParams(StrictModel):
     max_length_ratio: float = Field(2.0, gt=0.0)
     max_length_extra: int = Field(10, ge=0)
     batch_size: int = Field(128, ge=1)
+    # And at most this many source tokens per batch of hypotheses, padding included; null:
+    # no cap. Keeps a test set's few long sentences from padding a whole batch.
+    max_tokens: int | None = Field(4096, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Decode at most this many sentences of each test set (the first ones); null: all.
     max_sentences: int | None = Field(None, ge=1)
