@@ -147,37 +147,43 @@ class _TableGRUEncoder:
             (getattr(rnn, f"weight_ih_l0{x}"), getattr(rnn, f"bias_ih_l0{x}")) for x in suffixes
         ]
         emb = encoder.embedding.weight
-        self.gates = torch.stack([F.linear(emb, w, b) for w, b in weights], dim=1)  # (V, D, 3H)
+        # row token * D + d: the input gates of token in direction d
+        gates = torch.stack([F.linear(emb, w, b) for w, b in weights], dim=1)  # (V, D, 3H)
+        self.gates = gates.view(-1, gates.size(-1))
         self.w_hh_t = torch.stack([getattr(rnn, f"weight_hh_l0{x}").t() for x in suffixes])
         self.b_hh = torch.stack([getattr(rnn, f"bias_hh_l0{x}") for x in suffixes]).unsqueeze(1)
         self.hidden = rnn.hidden_size
+        self.directions = encoder.directions
 
     def __call__(self, src: Tensor, lengths: Tensor) -> EncoderOutput:
         b, s = src.shape
-        h_dim, d = self.hidden, self.gates.size(1)
-        gi = self.gates[src]  # (B, S, D, 3H)
-        mask = length_mask(lengths.to(src.device), s)  # (B, S)
-        # direction 1 reads the padded row backwards: its padding comes first and is
-        # skipped (the state stays zero until the last real token)
-        x = gi.permute(2, 1, 0, 3)  # (D, S, B, 3H)
-        real = mask.t().unsqueeze(-1).expand(d, s, b, 1)  # (D, S, B, 1)
-        if d == 2:
-            x = torch.stack([x[0], x[1].flip(0)])
-            real = torch.stack([real[0], real[1].flip(0)])
-        x = x.contiguous()
+        h_dim, d = self.hidden, self.directions
+        lengths = lengths.to(src.device)
+        # Step t of direction 0 reads position t; of direction 1, position s - 1 - t: the
+        # padded row backwards, so its padding comes first and is skipped (the state stays
+        # zero until the last real token).
+        t = torch.arange(s, device=src.device)
+        pos = torch.stack([t, s - 1 - t])[:d]  # (D, S): the position each step reads
+        tokens = src.t()[pos]  # (D, S, B)
+        rows = tokens * d + torch.arange(d, device=src.device).view(d, 1, 1)
+        x = self.gates.index_select(0, rows.reshape(-1)).view(d, s, b, -1)
+        real = (pos.unsqueeze(-1) < lengths).unsqueeze(-1)  # (D, S, B, 1)
         h = src.new_zeros(d, b, h_dim, dtype=self.gates.dtype)
         out = h.new_empty(d, s, b, h_dim)
-        for t in range(s):
+        for i in range(s):
             gh = torch.baddbmm(self.b_hh, h, self.w_hh_t)  # (D, B, 3H)
-            i_rz, i_n = x[:, t].split([2 * h_dim, h_dim], dim=-1)
+            i_rz, i_n = x[:, i].split([2 * h_dim, h_dim], dim=-1)
             h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
             r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
             n = tanh(torch.addcmul(i_n, r, h_n))
-            h = torch.where(real[:, t], torch.lerp(n, h, z), h)
-            torch.mul(h, real[:, t], out=out[:, t])
-        memory = [out[0].transpose(0, 1)]  # (B, S, H) per direction
-        if d == 2:
-            memory.append(out[1].flip(0).transpose(0, 1))
+            h = torch.where(real[:, i], torch.lerp(n, h, z), h)
+            torch.mul(h, real[:, i], out=out[:, i])
+        # memory[b, p, d] is direction d's output at the step that read position p: that
+        # is step pos[d, p] (reading backwards is its own inverse)
+        rows = (torch.arange(d, device=src.device).view(d, 1) * s + pos).t() * b  # (S, D)
+        rows = rows + torch.arange(b, device=src.device).view(b, 1, 1)  # (B, S, D)
+        memory = out.view(d * s * b, h_dim).index_select(0, rows.reshape(-1))
+        memory = memory.view(b, s, d * h_dim)
         return EncoderOutput(
-            memory=torch.cat(memory, dim=-1), mask=mask, final=torch.cat(list(h), dim=-1)
+            memory=memory, mask=length_mask(lengths, s), final=torch.cat(list(h), dim=-1)
         )
