@@ -205,15 +205,29 @@ def fp32_argmax(x, weight):
     return logits.argmax(-1)
 
 
-def test_shortlist_argmax_equals_the_fp32_argmax():
+@pytest.mark.parametrize("vocab", [500, 1000, 1024])  # 8 blocks of 64 (one stage), 16
+def test_shortlist_argmax_equals_the_fp32_argmax(vocab):
     g = torch.Generator().manual_seed(0)
-    weight = torch.randn(500, 32, generator=g) * 0.3
+    weight = torch.randn(vocab, 32, generator=g) * 0.3
     x = torch.tanh(torch.randn(300, 32, generator=g) * 2)
     argmax = ShortlistArgmax(weight)
     assert torch.equal(argmax(x), fp32_argmax(x, weight))
     # <pad> and <sos> never win, even with the largest logits
     weight[PAD_ID] = weight[SOS_ID] = 10 * x.sign().mean(0)
     assert not set(ShortlistArgmax(weight)(x).tolist()) & {PAD_ID, SOS_ID}
+
+
+@pytest.mark.parametrize(("vocab", "block"), [(1000, 64), (1000, 16), (300, 64)])
+def test_shortlist_candidates_are_the_top_k(vocab, block):
+    g = torch.Generator().manual_seed(2)
+    argmax = ShortlistArgmax(torch.randn(vocab, 8, generator=g), k=8, block=block)
+    approx = torch.randn(40, argmax.low.size(0), generator=g)
+    assert len(approx) >= argmax.TWO_STAGE_ROWS  # so the candidates come in two stages
+    approx[:3, 128:140] += 10  # rows whose largest logits share one or two blocks
+    approx[3, :] = 1.0  # and one of ties only
+    top, cand = argmax._candidates(approx)
+    assert torch.equal(top, approx.topk(8, dim=-1).values)
+    assert torch.equal(approx.gather(1, cand), top)
 
 
 def test_shortlist_argmax_falls_back_when_bf16_cannot_decide():

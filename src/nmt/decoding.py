@@ -132,16 +132,30 @@ class ShortlistArgmax:
     products summed in fp32, the sum rounded to bf16) differs from the fp32 one by less
     than ``2**-6 * sum_i |x_i| |W_ji|``, bounded per row by ``E = 2**-6 * min(max|x| *
     max_j ||W_j||_1, ||x||_2 * max_j ||W_j||_2)``. So when the best candidate's fp32 logit
-    exceeds the k-th bf16 logit by more than E, no other token can beat it. Rows where that
-    fails get the full fp32 logits. The result is the fp32 argmax (up to rounding ties).
+    exceeds every other bf16 logit by more than E, no other token can beat it. Rows where
+    that fails get the full fp32 logits. The result is the fp32 argmax (up to rounding
+    ties).
+
+    For ``TWO_STAGE_ROWS`` rows or more the candidates come in two stages, as ``topk`` over
+    whole rows is slow on the CPU: the ``k`` blocks of ``block`` tokens with the largest
+    maxima hold the ``k`` largest logits (their maxima are ``k`` logits at least as large
+    as any outside them), and the top ``k`` of those blocks' logits are the candidates.
+    For fewer rows one ``topk`` costs less than the stages' extra calls.
 
     ``<pad>`` and ``<sos>`` are never chosen, as in :func:`_forbid_specials`.
     """
 
-    def __init__(self, weight: Tensor, k: int = 8) -> None:
+    TWO_STAGE_ROWS = 8
+
+    def __init__(self, weight: Tensor, k: int = 8, block: int = 64) -> None:
         self.weight = weight.detach().float().clone()  # (V, E), as it is now
-        self.low = self.weight.to(torch.bfloat16)
-        self.k = min(k, self.weight.size(0) - 2)
+        v, e = self.weight.shape
+        self.vocab, self.block = v, block
+        padded = -(-v // block) * block  # whole blocks: the extra logits are set to -inf
+        self.low = self.weight.new_zeros(padded, e, dtype=torch.bfloat16)
+        self.low[:v] = self.weight
+        self.k = min(k, v - 2)
+        self.offsets = torch.arange(block, device=weight.device)
         self.l1 = float(self.weight.abs().sum(1).max())
         self.l2 = float(self.weight.norm(dim=1).max())
         self.fallback_rows = 0  # rows that needed the full fp32 logits
@@ -153,18 +167,28 @@ class ShortlistArgmax:
             return False
         return model.generator.weight.size(0) > 64 and _cpu_has_bf16()
 
+    def _candidates(self, approx: Tensor) -> tuple[Tensor, Tensor]:
+        """approx (N, V') -> the top k: values and token ids (N, k), largest first."""
+        n, k, b = approx.size(0), self.k, self.block
+        blocks = approx.size(1) // b
+        if blocks <= k or n < self.TWO_STAGE_ROWS:
+            return approx.topk(k, dim=-1)
+        block_ids = approx.view(n, blocks, b).amax(-1).topk(k, dim=-1).indices
+        cols = (block_ids.unsqueeze(-1) * b + self.offsets).view(n, k * b)
+        top, pick = approx.gather(1, cols).topk(k, dim=-1)
+        return top, cols.gather(1, pick)
+
     def __call__(self, x: Tensor) -> Tensor:
         """x: (N, E) fp32 readout -> (N,) token ids."""
-        approx = torch.mm(x.to(torch.bfloat16), self.low.t())  # (N, V)
-        approx[:, PAD_ID] = -math.inf
-        approx[:, SOS_ID] = -math.inf
-        top, cand = approx.topk(self.k, dim=-1)  # (N, k)
+        approx = torch.mm(x.to(torch.bfloat16), self.low.t()).float()  # (N, V')
+        _forbid_specials(approx)[:, self.vocab :] = -math.inf
+        top, cand = self._candidates(approx)  # (N, k)
         w_cand = self.weight.index_select(0, cand.view(-1)).view(*cand.shape, -1)  # (N, k, E)
         exact = (w_cand * x.unsqueeze(1)).sum(-1)  # (N, k): faster than N small bmm's
         best, pick = exact.max(dim=-1)
         tokens = cand.gather(1, pick.unsqueeze(1)).squeeze(1)
         bound = torch.minimum(x.abs().amax(-1) * self.l1, x.norm(dim=-1) * self.l2) * 2**-6
-        unsure = ~(best > top[:, -1].float() + bound)
+        unsure = ~(best > top[:, -1] + bound)
         if bool(unsure.any()):
             rows = unsure.nonzero().squeeze(1)
             full = _forbid_specials(torch.mm(x[rows], self.weight.t()))
