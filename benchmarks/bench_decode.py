@@ -11,12 +11,14 @@ checkpoint's tokenizer), else synthetic id sequences of 5-40 tokens. An untraine
 rarely emits ``<eos>``, so its outputs run to the length cap: slower per sentence than a
 trained model, but the same work for both ways of batching.
 
-Prints sentences per second for greedy search in batches (the sentences sorted by length
-and cut into batches, as the evaluate stage decodes), greedy search one sentence at a time
-(about ``--sequential`` sentences, a few of each batch, timed right after that batch so
-that both see the same load on a shared machine), batched beam search, and batched greedy
-search with the argmax over the full fp32 logits (no bf16 shortlist), with how many of its
-outputs equal the shortlist's.
+Prints, for each of ``--rounds`` rounds, sentences per second for greedy search in
+batches (the sentences sorted by length and cut into batches of at most ``--batch-size``
+sentences and ``--max-tokens`` tokens with padding, as the evaluate stage decodes) and
+one sentence at a time (about ``--sequential`` sentences evenly spaced in length order,
+each timed right after the batch that holds it and one untimed sentence that warms the
+caches, so that both see the same load on a shared machine), and their ratio; the median ratio over the rounds; then batched beam
+search, and batched greedy search with the argmax over the full fp32 logits (no bf16
+shortlist), with how many of its outputs equal the shortlist's.
 No asserts on time.
 """
 
@@ -70,26 +72,38 @@ def _timed(fn: Callable[[], T]) -> tuple[float, T]:
 
 
 def _interleaved(
-    model: Seq2Seq, ids: list[list[int]], settings: SearchSettings, batch_size: int, per_round: int
+    model: Seq2Seq,
+    ids: list[list[int]],
+    settings: SearchSettings,
+    batch_size: int,
+    max_tokens: int | None,
+    sequential: int,
 ) -> tuple[float, float, int, list[list[int]]]:
-    """Seconds for all of ``ids`` in length-sorted batches, and for ``per_round`` sentences
-    of each batch one at a time; the outputs of the batches (in input order). The two
-    alternate batch by batch, so both see the same machine load."""
+    """Seconds for all of ``ids`` in length-sorted batches, and for about ``sequential`` of
+    them one at a time (evenly spaced in length order, so the same sentences whatever the
+    batching); the outputs of the batches (in input order). Each batch's sentences of that
+    sample are decoded right after the batch, so both see the same machine load."""
     batched_s = single_s = 0.0
     singles = 0
     hyps: list[list[int]] = [[] for _ in ids]
+    by_length = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    sample = set(by_length[:: max(1, len(ids) // max(1, sequential))])
     prepared = prepare(model, settings)  # as the evaluate stage does, once for all batches
 
     def run(sources: list[list[int]], size: int) -> list[list[int]]:
-        return decode_ids(model, sources, settings, CPU, size, prepared=prepared)
+        return decode_ids(
+            model, sources, settings, CPU, size, prepared=prepared, max_tokens=max_tokens
+        )
 
-    for idx in length_batches([len(s) for s in ids], batch_size):
+    for idx in length_batches([len(s) for s in ids], batch_size, max_tokens):
         chunk = [ids[i] for i in idx]
         seconds, out = _timed(lambda c=chunk: run(c, batch_size))
         batched_s += seconds
         for i, hyp in zip(idx, out, strict=True):
             hyps[i] = hyp
-        few = chunk[:: max(1, len(chunk) // per_round)][:per_round]
+        few = [ids[i] for i in idx if i in sample]
+        if few:
+            run(few[:1], 1)  # untimed: a batch leaves the caches cold for the first sentence
         single_s += _timed(lambda f=few: run(f, 1))[0]
         singles += len(few)
     return batched_s, single_s, singles, hyps
@@ -109,7 +123,21 @@ def _interleaved(
 @click.option(
     "--batch-size", type=int, default=128, show_default=True, help="As evaluate.batch_size."
 )
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=4096,
+    show_default=True,
+    help="As evaluate.max_tokens; 0: no cap.",
+)
 @click.option("--beam", type=int, default=5, show_default=True)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Times to run the batched and one-at-a-time greedy measurement; each is printed.",
+)
 @click.option(
     "--threads",
     type=int,
@@ -118,11 +146,12 @@ def _interleaved(
     help="torch threads; 1 gives steady figures on a shared machine.",
 )
 def main(
-    checkpoint: Path, test: Path, sentences: int, sequential: int, batch_size: int, beam: int,
-    threads: int,
+    checkpoint: Path, test: Path, sentences: int, sequential: int, batch_size: int,
+    max_tokens: int, beam: int, rounds: int, threads: int,
 ) -> None:  # fmt: skip
     """Print decoding throughput (sentences per second) on CPU."""
     torch.set_num_threads(threads)
+    cap = max_tokens or None
     model, tokenizer, what = _model(checkpoint)
     ids, source = _sentences(test, tokenizer, sentences)
     greedy, beamed = SearchSettings(beam_size=1), SearchSettings(beam_size=beam)
@@ -130,23 +159,30 @@ def main(
     click.echo(
         f"data: {source}; {len(ids)} sentences, mean {np.mean([len(s) for s in ids]):.1f} tokens"
     )
-    click.echo(f"torch threads: {threads}, batch size {batch_size}")
+    click.echo(f"torch threads: {threads}, batch size {batch_size}, max tokens {cap}")
 
     decode_ids(model, ids[:8], greedy, CPU, batch_size)  # warm-up
     prepare_s, _ = _timed(lambda: prepare(model, greedy))
     click.echo(f"search preparation (once per model and settings): {prepare_s * 1e3:.1f} ms")
-    per_round = max(1, sequential * batch_size // max(1, len(ids)))
-    b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, per_round)
-    batched, single = len(ids) / b_s, singles / s_s
-    beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size))
+    speed_ups = []
+    for r in range(1, rounds + 1):
+        b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+        batched, single = len(ids) / b_s, singles / s_s
+        speed_ups.append(batched / single)
+        click.echo(
+            f"round {r}: greedy, batched {batched:7.1f} sent/s ({len(ids)} in {b_s:.2f}s); "
+            f"one at a time {single:6.1f} sent/s ({singles} in {s_s:.2f}s); "
+            f"speed-up {batched / single:.1f}x"
+        )
+    click.echo(f"speed-up of batching, median of {rounds} rounds: {np.median(speed_ups):.1f}x")
+    beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size, max_tokens=cap))
+    click.echo(
+        f"beam {beam}, batched: {len(ids) / beam_s:.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
+    )
     # the same without the bf16 shortlist: every step's argmax over the fp32 logits
     plain = SearchSettings(beam_size=1, shortlist=False)
-    plain_s, plain_hyps = _timed(lambda: decode_ids(model, ids, plain, CPU, batch_size))
-    click.echo(f"greedy, batched:        {batched:8.1f} sent/s ({len(ids)} in {b_s:.2f}s)")
-    click.echo(f"greedy, one at a time:  {single:8.1f} sent/s ({singles} in {s_s:.2f}s)")
-    click.echo(f"speed-up of batching:   {batched / single:8.1f}x")
-    click.echo(
-        f"beam {beam}, batched:       {len(ids) / beam_s:8.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
+    plain_s, plain_hyps = _timed(
+        lambda: decode_ids(model, ids, plain, CPU, batch_size, max_tokens=cap)
     )
     same = sum(a == b for a, b in zip(hyps, plain_hyps, strict=True))
     click.echo(
