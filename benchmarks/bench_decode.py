@@ -16,9 +16,10 @@ batches (the sentences sorted by length and cut into batches of at most ``--batc
 sentences and ``--max-tokens`` tokens with padding, as the evaluate stage decodes) and
 one sentence at a time (about ``--sequential`` sentences evenly spaced in length order,
 each timed right after the batch that holds it and one untimed sentence that warms the
-caches, so that both see the same load on a shared machine), and their ratio; the median ratio over the rounds; then batched beam
-search, and batched greedy search with the argmax over the full fp32 logits (no bf16
-shortlist), with how many of its outputs equal the shortlist's.
+caches, so that both see the same load on a shared machine), and their ratio; the median
+ratio over the rounds; then batched beam search, and batched greedy search with the
+argmax over the full fp32 logits (no bf16 shortlist), with how many of its outputs equal
+the shortlist's.
 No asserts on time.
 """
 
