@@ -37,11 +37,13 @@ import torch
 
 from nmt.checkpoint import load_model
 from nmt.config import ModelParams
+from nmt.config.evaluate import EvaluateParams
 from nmt.decoding import SearchSettings, prepare
 from nmt.models import Seq2Seq, build_model
 from nmt.translate import decode_ids, length_batches
 
 CPU = torch.device("cpu")
+EVALUATE = EvaluateParams()  # batched as the evaluate stage decodes by default
 T = TypeVar("T")
 
 
@@ -122,16 +124,20 @@ def _interleaved(
     help="How many sentences to decode one at a time.",
 )
 @click.option(
-    "--batch-size", type=int, default=128, show_default=True, help="As evaluate.batch_size."
+    "--batch-size",
+    type=int,
+    default=EVALUATE.batch_size,
+    show_default=True,
+    help="As evaluate.batch_size.",
 )
 @click.option(
     "--max-tokens",
     type=int,
-    default=4096,
+    default=EVALUATE.max_tokens,
     show_default=True,
     help="As evaluate.max_tokens; 0: no cap.",
 )
-@click.option("--beam", type=int, default=5, show_default=True)
+@click.option("--beam", type=int, default=EVALUATE.beam_size, show_default=True)
 @click.option(
     "--rounds",
     type=click.IntRange(min=1),

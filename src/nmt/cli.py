@@ -8,8 +8,11 @@ from pathlib import Path
 import click
 
 from nmt.checkpoint import CheckpointError
+from nmt.config.evaluate import EvaluateParams
 from nmt.decoding import SearchSettings
 from nmt.device import DeviceError, resolve_device
+
+EVALUATE = EvaluateParams()  # `nmt translate` decodes as the evaluate stage does by default
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,23 +38,23 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
 @click.option(
     "--beam",
     type=click.IntRange(min=1),
-    default=5,
+    default=EVALUATE.beam_size,
     show_default=True,
     help="Beam size; 1 is greedy search.",
 )
 @click.option(
     "--length-penalty",
     type=click.FloatRange(min=0.0),
-    default=1.0,
+    default=EVALUATE.length_penalty,
     show_default=True,
     help="GNMT length-penalty alpha (beam search).",
 )
 @click.option(
     "--max-length-ratio",
     type=click.FloatRange(min=0.0, min_open=True),
-    default=2.0,
+    default=EVALUATE.max_length_ratio,
     show_default=True,
-    help="Output cap: ratio x source tokens + 10.",
+    help=f"Output cap: ratio x source tokens + {EVALUATE.max_length_extra}.",
 )
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
@@ -59,14 +62,14 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=128,
+    default=EVALUATE.batch_size,
     show_default=True,
     help="Hypotheses searched together (beam search: a beam of K counts K per sentence).",
 )
 @click.option(
     "--max-tokens",
     type=click.IntRange(min=1),
-    default=4096,
+    default=EVALUATE.max_tokens,
     show_default=True,
     help="And at most this many source tokens per batch of hypotheses, padding included.",
 )
