@@ -162,11 +162,10 @@ class _TableGRUEncoder:
         # Step t of direction 0 reads position t; of direction 1, position s - 1 - t: the
         # padded row backwards, so its padding comes first and is skipped (the state stays
         # zero until the last real token).
-        t = torch.arange(s, device=src.device)
+        t, dirs = torch.arange(s, device=src.device), torch.arange(d, device=src.device)
         pos = torch.stack([t, s - 1 - t])[:d]  # (D, S): the position each step reads
-        tokens = src.t()[pos]  # (D, S, B)
-        rows = tokens * d + torch.arange(d, device=src.device).view(d, 1, 1)
-        x = self.gates.index_select(0, rows.reshape(-1)).view(d, s, b, -1)
+        gate_rows = src.t()[pos] * d + dirs.view(d, 1, 1)  # (D, S, B)
+        x = self.gates.index_select(0, gate_rows.reshape(-1)).view(d, s, b, -1)
         real = (pos.unsqueeze(-1) < lengths).unsqueeze(-1)  # (D, S, B, 1)
         h = src.new_zeros(d, b, h_dim, dtype=self.gates.dtype)
         out = h.new_empty(d, s, b, h_dim)
@@ -180,9 +179,9 @@ class _TableGRUEncoder:
             torch.mul(h, real[:, i], out=out[:, i])
         # memory[b, p, d] is direction d's output at the step that read position p: that
         # is step pos[d, p] (reading backwards is its own inverse)
-        rows = (torch.arange(d, device=src.device).view(d, 1) * s + pos).t() * b  # (S, D)
-        rows = rows + torch.arange(b, device=src.device).view(b, 1, 1)  # (B, S, D)
-        memory = out.view(d * s * b, h_dim).index_select(0, rows.reshape(-1))
+        out_rows = (dirs.view(d, 1) * s + pos).t() * b  # (S, D)
+        out_rows = out_rows + torch.arange(b, device=src.device).view(b, 1, 1)  # (B, S, D)
+        memory = out.view(d * s * b, h_dim).index_select(0, out_rows.reshape(-1))
         memory = memory.view(b, s, d * h_dim)
         return EncoderOutput(
             memory=memory, mask=length_mask(lengths, s), final=torch.cat(list(h), dim=-1)
