@@ -13,9 +13,9 @@ def tiny(seed: int = 0, **overrides) -> torch.nn.Module:
     return build_model(params, SRC_V, TGT_V).eval()
 
 
-def batch():
-    lengths = torch.tensor([6, 2, 4])
-    src = torch.randint(4, SRC_V, (3, 6), generator=torch.Generator().manual_seed(1))
+def batch(rows: int = 3):
+    lengths = torch.tensor([6, 2, 4] * (rows // 3) + [5, 1][: rows % 3])
+    src = torch.randint(4, SRC_V, (rows, 6), generator=torch.Generator().manual_seed(1))
     for i, n in enumerate(lengths):
         src[i, n:] = 0
     return src, lengths
@@ -107,11 +107,13 @@ def test_a_model_made_under_inference_mode_can_search():
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_the_folded_encoder_gives_the_encoders_output(bidirectional):
+@pytest.mark.parametrize("rows", [1, 3, 20])  # 20: the packed products (PACKED_ROWS)
+def test_the_folded_encoder_gives_the_encoders_output(bidirectional, rows):
     model = tiny(seed=4, bidirectional=bidirectional)
     step = SearchStep.of(model)
     assert isinstance(step, FoldedStep)
-    src, lengths = batch()
+    assert (rows >= step.encode.PACKED_ROWS) == (rows == 20)
+    src, lengths = batch(rows)
     with torch.inference_mode():
         want = model.encoder(src, lengths)
         got = step.encode(src, lengths)

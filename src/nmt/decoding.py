@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from nmt.models import EncoderOutput, RNNState, SearchStep, Seq2Seq
+from nmt.models.packed import PackedLinear
 
 # The special ids every vocabulary reserves (the same values as nmt.vocab).
 PAD_ID, SOS_ID, EOS_ID = 0, 1, 2
@@ -152,8 +153,9 @@ class ShortlistArgmax:
         v, e = self.weight.shape
         self.vocab, self.block = v, block
         padded = -(-v // block) * block  # whole blocks: the extra logits are set to -inf
-        self.low = self.weight.new_zeros(padded, e, dtype=torch.bfloat16)
-        self.low[:v] = self.weight
+        low = self.weight.new_zeros(padded, e, dtype=torch.bfloat16)
+        low[:v] = self.weight
+        self.low = PackedLinear(low, min_rows=1)
         self.k = min(k, v - 2)
         self.offsets = torch.arange(block, device=weight.device)
         self.l1 = float(self.weight.abs().sum(1).max())
@@ -162,8 +164,11 @@ class ShortlistArgmax:
 
     @staticmethod
     def available(model: Seq2Seq, device: torch.device) -> bool:
-        """True on a CPU with fast bf16 matmuls, outside autocast, for a model big enough."""
+        """True on a CPU with fast bf16 matmuls, outside autocast, for a model big enough
+        whose generator has no bias."""
         if device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+            return False
+        if model.generator.bias is not None:
             return False
         return model.generator.weight.size(0) > 64 and _cpu_has_bf16()
 
@@ -180,7 +185,7 @@ class ShortlistArgmax:
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: (N, E) fp32 readout -> (N,) token ids."""
-        approx = torch.mm(x.to(torch.bfloat16), self.low.t()).float()  # (N, V')
+        approx = self.low(x.to(torch.bfloat16)).float()  # (N, V')
         _forbid_specials(approx)[:, self.vocab :] = -math.inf
         top, cand = self._candidates(approx)  # (N, k)
         w_cand = self.weight.index_select(0, cand.view(-1)).view(*cand.shape, -1)  # (N, k, E)
@@ -210,12 +215,14 @@ def _cpu_has_bf16() -> bool:
 @dataclass(frozen=True)
 class Prepared:
     """What search makes once from a model's parameters and uses for every batch: the
-    search step (:meth:`~nmt.models.SearchStep.of`) and greedy search's bf16 shortlist
-    (or None). Valid while the parameters do not change: make a new one after they do
+    search step (:meth:`~nmt.models.SearchStep.of`), the generator's product (a
+    :class:`~nmt.models.packed.PackedLinear`) and greedy search's bf16 shortlist (or
+    None). Valid while the parameters do not change: make a new one after they do
     (optimizers update them in place, fused Adam without a trace).
     """
 
     step: SearchStep
+    generator: PackedLinear
     argmax: ShortlistArgmax | None
 
 
@@ -231,6 +238,7 @@ def prepare(model: Seq2Seq, settings: SearchSettings | None = None) -> Prepared:
         shortlist = ShortlistArgmax.available(model, device)
     return Prepared(
         step=SearchStep.of(model),
+        generator=PackedLinear(model.generator.weight, model.generator.bias),
         argmax=ShortlistArgmax(model.generator.weight) if shortlist else None,
     )
 
@@ -285,7 +293,7 @@ def greedy_search(
         if argmax is not None:
             nxt = argmax(out)
         else:
-            nxt = _forbid_specials(model.generator(out)).argmax(dim=-1)
+            nxt = _forbid_specials(prepared.generator(out)).argmax(dim=-1)
         nxt = nxt.masked_fill(finished, PAD_ID)
         tokens[rows, t] = nxt
         if weights is not None and attn is not None:
@@ -322,12 +330,12 @@ def _has_attention(model: Seq2Seq) -> bool:
 class _Beams:
     """The live part of a beam search over the n sentences still searching.
 
-    step: the model's search step; state/enc: n*K rows; scores: (n, K) cumulative
+    prepared: the model's search step and generator; state/enc: n*K rows; scores: (n, K) cumulative
     log-probabilities (-inf: an empty slot); seqs: (n*K, t) tokens so far; prev: (n*K,)
     last tokens; active: the original batch index of each of the n sentences.
     """
 
-    step: SearchStep
+    prepared: Prepared
     state: RNNState
     enc: EncoderOutput
     scores: Tensor
@@ -379,13 +387,13 @@ def beam_search(
     if b == 0 or max(limits) == 0:
         return [[] for _ in range(b)]
     device = src.device
-    step = (prepared or prepare(model, SearchSettings(beam_size=beam_size))).step
-    enc, state = _start(step, src, src_lengths)
+    prepared = prepared or prepare(model, SearchSettings(beam_size=beam_size))
+    enc, state = _start(prepared.step, src, src_lengths)
     state, enc = model.reorder(state, enc, torch.arange(b, device=device).repeat_interleave(k))
     scores = torch.full((b, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per sentence at first, not K copies of it
     beams = _Beams(
-        step=step,
+        prepared=prepared,
         state=state,
         enc=enc,
         scores=scores,
@@ -415,8 +423,8 @@ def beam_search(
 
 def _step(model: Seq2Seq, beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
     """Advance every live hypothesis by one token; finish those that chose ``<eos>``."""
-    out, state, _ = beams.step(beams.prev, beams.state, beams.enc)
-    logits = model.generator(out)
+    out, state, _ = beams.prepared.step(beams.prev, beams.state, beams.enc)
+    logits = beams.prepared.generator(out)
     n, v = len(beams.active), logits.size(-1)
     logp = torch.log_softmax(_forbid_specials(logits.float()), dim=-1).view(n, k, v)
     cand = (beams.scores.unsqueeze(-1) + logp).view(n, k * v)

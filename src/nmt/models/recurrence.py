@@ -119,8 +119,9 @@ def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
     w_h2_t = w_h2.t()
     state = h0
     for t in range(t_len):
+        hq = torch.addmm(b_h2, state.to(w_h2_t.dtype), w_h2_t).to(sd)
         state, w, step_gates, _ = attention_gru_cell(
-            state, gi_all[:, t], mem_gates, keys2, v2, w_h2_t, b_h2, neg, sig[t]
+            state, gi_all[:, t], hq, mem_gates, keys2, v2, neg, sig[t]
         )
         hs.append(state)
         ws.append(w)
@@ -144,31 +145,31 @@ def doubled_query(w_h: Tensor, b_h: Tensor, h3: int) -> tuple[Tensor, Tensor]:
 def attention_gru_cell(
     state: Tensor,
     gi: Tensor,
+    hq: Tensor,
     values: Tensor,
     keys2: Tensor,
     v2: Tensor,
-    w_h2_t: Tensor,
-    b_h2: Tensor,
     neg: Tensor,
     sig: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
     """One step of :class:`BahdanauGRU`'s recurrence, with the attention's tanh written as
-    ``2 sigmoid(2x) - 1``: the doubling is folded into the query rows of ``w_h2_t``/``b_h2``
-    and into ``keys2``, and since softmax ignores a constant per row, the scores are
-    ``sigmoid(2 (q + keys)) @ v2`` with ``v2 = 2 v``.
+    ``2 sigmoid(2x) - 1``: the doubling is folded into the query rows of the stacked
+    hidden-gate and query weights (:func:`doubled_query`) and into ``keys2``, and since
+    softmax ignores a constant per row, the scores are ``sigmoid(2 (q + keys)) @ v2`` with
+    ``v2 = 2 v``.
 
     state (B, H) in the dtype of the gate arithmetic; gi (B, 3H) the input gates' share
-    that does not depend on attention; values (B, S, 3H + X): the memory's share of the
-    input gates, then X more columns the attention weights sum; keys2 (B, S, A);
-    w_h2_t (H, 3H + A) and b_h2 (3H + A,); neg (B, S); sig: where to write the
-    sigmoid (B, S, A), or None.
+    that does not depend on attention; hq (B, 3H + A) the state times those stacked
+    weights, plus their bias (the caller picks the matmul); values (B, S, 3H + X): the
+    memory's share of the input gates, then X more columns the attention weights sum;
+    keys2 (B, S, A); neg (B, S); sig: where to write the sigmoid (B, S, A), or None.
 
     Returns the new state (B, H), the attention weights (B, S), the gates (r, z, n, h_n)
     that backward needs, and the weighted sum of the X extra columns (B, X).
     """
     h3, a = gi.size(-1), keys2.size(-1)
-    h, sd = h3 // 3, state.dtype
-    gh, q2 = torch.addmm(b_h2, state.to(w_h2_t.dtype), w_h2_t).to(sd).split([h3, a], dim=-1)
+    h = h3 // 3
+    gh, q2 = hq.split([h3, a], dim=-1)
     st = torch.add(q2.unsqueeze(1), keys2, out=sig).sigmoid_()
     w = torch.softmax(torch.matmul(st, v2).add_(neg), dim=-1)
     shares = torch.bmm(w.unsqueeze(1), values).squeeze(1)  # (B, 3H + X)

@@ -19,6 +19,7 @@ from torch import Tensor
 from nmt.models.attention import BahdanauAttention, padding_bias
 from nmt.models.decoder import BahdanauDecoder
 from nmt.models.encoder import EncoderOutput, RNNState, length_mask
+from nmt.models.packed import PackedLinear
 from nmt.models.recurrence import attention_gru_cell, doubled_query, tanh
 
 if TYPE_CHECKING:
@@ -93,13 +94,11 @@ class FoldedStep(SearchStep):
         with torch.no_grad(), torch.autocast(model.generator.weight.device.type, enabled=False):
             w_ih, w_p = rnn.weight_ih_l0, model.pre_output.weight  # (3H, E + M), (E, H + M)
             self.token_gates = F.linear(model.tgt_embedding.weight, w_ih[:, :e], rnn.bias_ih_l0)
-            self.w_values = torch.cat([w_ih[:, e:], w_p[:, h:]])  # (3H + E, M)
-            self.w_keys2 = attention.key_proj.weight * 2  # (A, M)
-            w_h2, self.b_h2 = doubled_query(*decoder.hidden_query_weights(), 3 * h)
-            self.w_h2_t = w_h2.t().contiguous()
+            self.values = PackedLinear(torch.cat([w_ih[:, e:], w_p[:, h:]]))  # M -> 3H + E
+            self.keys2 = PackedLinear(attention.key_proj.weight * 2)  # M -> A
+            self.hidden2 = PackedLinear(*doubled_query(*decoder.hidden_query_weights(), 3 * h))
             self.v2 = attention.v.weight[0] * 2  # (A,)
-            self.w_ph_t = w_p[:, :h].t().contiguous()  # (H, E)
-            self.b_p = model.pre_output.bias.detach().clone()
+            self.readout = PackedLinear(w_p[:, :h], model.pre_output.bias)  # H -> E
             encoder = model.encoder
             self.encode = (
                 _TableGRUEncoder(encoder)
@@ -113,8 +112,8 @@ class FoldedStep(SearchStep):
         b, s = enc.mask.shape
         enc = replace(
             enc,
-            keys=F.linear(memory, self.w_keys2).view(b, s, -1),
-            values=F.linear(memory, self.w_values).view(b, s, -1),
+            keys=self.keys2(memory).view(b, s, -1),
+            values=self.values(memory).view(b, s, -1),
             score_bias=padding_bias(enc.mask),
         )
         return enc, self.model.init_state(enc)
@@ -126,19 +125,26 @@ class FoldedStep(SearchStep):
         assert enc.keys is not None and enc.score_bias is not None
         gi = self.token_gates.index_select(0, prev)  # (B, 3H)
         h, weights, _, readout_c = attention_gru_cell(
-            state[0], gi, enc.values, enc.keys, self.v2, self.w_h2_t, self.b_h2, enc.score_bias
+            state[0], gi, self.hidden2(state[0]), enc.values, enc.keys, self.v2, enc.score_bias
         )
-        readout = tanh(torch.addmm(self.b_p, h, self.w_ph_t).add_(readout_c))
+        readout = tanh(self.readout(h).add_(readout_c))
         return readout, h.unsqueeze(0), weights
 
 
 class _TableGRUEncoder:
     """The encoder's one-layer (bi)directional GRU with the input gates looked up: a table
     ``W_ih E + b_ih`` with a row per source token and direction replaces the input
-    product, and the directions step together (one batched matmul per step). Gives the
-    :class:`~nmt.models.Encoder`'s output (padding rows of the memory zero, each
-    direction's final state at its last real token).
+    product, and the directions step together. Gives the :class:`~nmt.models.Encoder`'s
+    output (padding rows of the memory zero, each direction's final state at its last
+    real token).
+
+    The hidden product of a step is one batched matmul of both directions for batches of
+    fewer than ``PACKED_ROWS`` sentences, else one :class:`PackedLinear` per direction:
+    measured, a (2, B, 256) x (2, 256, 768) step took 17 against 64 us at B = 1, 66
+    against 78 us at B = 8 and 589 against 372 us at B = 128.
     """
+
+    PACKED_ROWS = 16
 
     def __init__(self, encoder: torch.nn.Module) -> None:
         rnn = encoder.rnn
@@ -150,8 +156,12 @@ class _TableGRUEncoder:
         # row token * D + d: the input gates of token in direction d
         gates = torch.stack([F.linear(emb, w, b) for w, b in weights], dim=1)  # (V, D, 3H)
         self.gates = gates.view(-1, gates.size(-1))
-        self.w_hh_t = torch.stack([getattr(rnn, f"weight_hh_l0{x}").t() for x in suffixes])
-        self.b_hh = torch.stack([getattr(rnn, f"bias_hh_l0{x}") for x in suffixes]).unsqueeze(1)
+        hidden = [
+            (getattr(rnn, f"weight_hh_l0{x}"), getattr(rnn, f"bias_hh_l0{x}")) for x in suffixes
+        ]
+        self.w_hh_t = torch.stack([w.t() for w, _ in hidden])
+        self.b_hh = torch.stack([b for _, b in hidden]).unsqueeze(1)
+        self.packed = [PackedLinear(w, b) for w, b in hidden]
         self.hidden = rnn.hidden_size
         self.directions = encoder.directions
 
@@ -169,8 +179,12 @@ class _TableGRUEncoder:
         real = (pos.unsqueeze(-1) < lengths).unsqueeze(-1)  # (D, S, B, 1)
         h = src.new_zeros(d, b, h_dim, dtype=self.gates.dtype)
         out = h.new_empty(d, s, b, h_dim)
+        packed = b >= self.PACKED_ROWS
         for i in range(s):
-            gh = torch.baddbmm(self.b_hh, h, self.w_hh_t)  # (D, B, 3H)
+            if packed:
+                gh = torch.stack([lin(h[j]) for j, lin in enumerate(self.packed)])
+            else:
+                gh = torch.baddbmm(self.b_hh, h, self.w_hh_t)  # (D, B, 3H)
             i_rz, i_n = x[:, i].split([2 * h_dim, h_dim], dim=-1)
             h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
             r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
