@@ -11,6 +11,7 @@ from nmt.decoding import (
     SOS_ID,
     SearchSettings,
     ShortlistArgmax,
+    _argmax,
     beam_search,
     greedy_search,
     length_penalty,
@@ -269,3 +270,14 @@ def test_search_follows_in_place_parameter_updates():
         model, src, lengths, max_output_lengths(lengths, 2.0, 10), shortlist=False
     )
     assert greedy_search(model, src, lengths, 6, prepared=prepare(model)) == after
+
+
+@pytest.mark.parametrize(("rows", "vocab"), [(1, 500), (8, 640), (40, 1000), (40, 50)])
+def test_two_stage_argmax_is_argmax(rows, vocab):
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randint(-3, 4, (rows, vocab), generator=g).float()  # many ties
+    logits[0, :] = -math.inf  # a row without a finite logit
+    logits[-1, vocab - 1] = 10.0  # a maximum in the last (short) block
+    assert torch.equal(_argmax(logits), logits.argmax(dim=-1))
+    spread = torch.randn(rows, vocab, generator=g)
+    assert torch.equal(_argmax(spread), spread.argmax(dim=-1))

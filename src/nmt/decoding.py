@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from nmt.models import EncoderOutput, RNNState, SearchStep, Seq2Seq
+from nmt.models.decoder import reorder_state
 from nmt.models.packed import PackedLinear
 
 # The special ids every vocabulary reserves (the same values as nmt.vocab).
@@ -115,6 +116,24 @@ def _forbid_specials(logits: Tensor) -> Tensor:
     return logits
 
 
+def _argmax(logits: Tensor, block: int = 64) -> Tensor:
+    """logits: (N, V) -> (N,) the index of each row's first largest value, as
+    ``logits.argmax(-1)``. On a CPU, for 8 rows or more, in two stages: the first block of
+    ``block`` columns holding the row's maximum, then the first maximum in that block.
+    Measured for 128 x 8,000 fp32: 767 us for ``argmax``, 130 us in two stages."""
+    n, v = logits.shape
+    if logits.device.type != "cpu" or n < 8 or v <= block:
+        return logits.argmax(dim=-1)
+    whole = v // block * block
+    maxima = logits[:, :whole].view(n, -1, block).amax(-1)
+    if whole < v:  # the last columns are one more block
+        maxima = torch.cat([maxima, logits[:, whole:].amax(-1, keepdim=True)], dim=1)
+    first = maxima.argmax(dim=-1) * block  # (N,) the first column of the block
+    # a short last block repeats its last column: a later copy never comes first
+    cols = (first.unsqueeze(1) + torch.arange(block, device=logits.device)).clamp_(max=v - 1)
+    return first + logits.gather(1, cols).argmax(dim=-1)
+
+
 def _cut(row: list[int]) -> list[int]:
     """Token ids up to (without) the first ``<eos>`` or padding."""
     for i, tok in enumerate(row):
@@ -127,7 +146,8 @@ class ShortlistArgmax:
     """The argmax of the generator's fp32 logits ``x @ W^T``, found through bf16 ones.
 
     On a CPU with bf16 matmul instructions (AVX-512 BF16, AMX) the bf16 product runs
-    several times faster than the fp32 one, which is most of a greedy step. The ``k``
+    about twice as fast as the fp32 one (both packed; 128 x 256 x 8,000: 0.65 ms in
+    bf16), and it is the largest product of a greedy step. The ``k``
     largest bf16 logits are the candidates; their fp32 logits are computed exactly, and the
     best is kept when it is certain: a bf16 logit (inputs rounded to 8 significant bits,
     products summed in fp32, the sum rounded to bf16) differs from the fp32 one by less
@@ -197,7 +217,7 @@ class ShortlistArgmax:
         if bool(unsure.any()):
             rows = unsure.nonzero().squeeze(1)
             full = _forbid_specials(torch.mm(x[rows], self.weight.t()))
-            tokens[rows] = full.argmax(dim=-1)
+            tokens[rows] = _argmax(full)
             self.fallback_rows += len(rows)
         return tokens
 
@@ -293,7 +313,7 @@ def greedy_search(
         if argmax is not None:
             nxt = argmax(out)
         else:
-            nxt = _forbid_specials(prepared.generator(out)).argmax(dim=-1)
+            nxt = _argmax(_forbid_specials(prepared.generator(out)))
         nxt = nxt.masked_fill(finished, PAD_ID)
         tokens[rows, t] = nxt
         if weights is not None and attn is not None:
@@ -404,7 +424,7 @@ def beam_search(
     if any(cap == 0 for cap in limits):
         beams.keep(model, [j for j, cap in enumerate(limits) if cap > 0], k)
     for t in range(max(limits)):
-        _step(model, beams, finished, k, t, alpha)
+        _step(beams, finished, k, t, alpha)
         alive = beams.scores.isfinite().any(dim=1).tolist()
         done = [
             j
@@ -421,7 +441,7 @@ def beam_search(
     return [max(f, key=lambda h: h[0])[1] if f else [] for f in finished]
 
 
-def _step(model: Seq2Seq, beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
+def _step(beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
     """Advance every live hypothesis by one token; finish those that chose ``<eos>``."""
     out, state, _ = beams.prepared.step(beams.prev, beams.state, beams.enc)
     logits = beams.prepared.generator(out)
@@ -437,7 +457,9 @@ def _step(model: Seq2Seq, beams: _Beams, finished: Finished, k: int, t: int, alp
     beam, token = beam.gather(1, pick), token.gather(1, pick)
     rows = (torch.arange(n, device=beam.device)[:, None] * k + beam).view(-1)
     beams.seqs = torch.cat([beams.seqs.index_select(0, rows), token.view(-1, 1)], dim=1)
-    beams.state, beams.enc = model.reorder(state, beams.enc, rows)
+    # A row moves only among its sentence's K rows, which share one encoder output: the
+    # state follows, the encoder output stays.
+    beams.state = reorder_state(state, rows)
     beams.scores, beams.prev = alive_scores, token.view(-1)
 
 
