@@ -79,7 +79,7 @@ def decode_ids(
     sources: Sequence[Sequence[int]],
     settings: SearchSettings,
     device: torch.device,
-    batch_size: int = 128,
+    batch_size: int = 192,
     progress: bool = False,
     prepared: Prepared | None = None,
     max_tokens: int | None = None,
@@ -124,7 +124,7 @@ class Translator:
         self,
         loaded: LoadedModel,
         device: torch.device,
-        batch_size: int = 128,
+        batch_size: int = 192,
         max_source_tokens: int | None = None,
         max_tokens: int | None = None,
     ) -> None:
@@ -141,7 +141,7 @@ class Translator:
         cls,
         path: str | os.PathLike[str],
         device: torch.device,
-        batch_size: int = 128,
+        batch_size: int = 192,
         max_tokens: int | None = None,
     ) -> Translator:
         """Load a checkpoint file or model directory (raises ``CheckpointError``)."""

@@ -55,10 +55,12 @@ class EvaluateParams(StrictModel):
     length_penalty: float = Field(1.0, ge=0.0)
     max_length_ratio: float = Field(2.0, gt=0.0)
     max_length_extra: int = Field(10, ge=0)
-    batch_size: int = Field(128, ge=1)
+    # Hypotheses per batch. 192 measured 3-7% faster than 128 and 256 for greedy search
+    # on 2 CPU cores (512: 10% slower), and the same for beam search.
+    batch_size: int = Field(192, ge=1)
     # And at most this many source tokens per batch of hypotheses, padding included; null:
     # no cap. Keeps a test set's few long sentences from padding a whole batch.
-    max_tokens: int | None = Field(4096, ge=1)
+    max_tokens: int | None = Field(6144, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Decode at most this many sentences of each test set (the first ones); null: all.
     max_sentences: int | None = Field(None, ge=1)
