@@ -1,10 +1,10 @@
 """Inference-only linear maps with the weight packed once for oneDNN.
 
 ``torch.addmm`` on a CPU takes the weight as it is stored and goes through the BLAS
-library (MKL here), repacking the weight into its kernel's blocked layout on every call.
-oneDNN can take the weight packed once, ahead of time. Measured on the 2-core AMD EPYC
-(Zen 4) this project runs on, fp32, 128 rows x 256 -> 1,024: ``addmm`` 0.56 ms, the
-packed product 0.19 ms; 1,920 rows x 512 -> 1,280: 14.1 against 5.7 ms. For one row
+library (MKL here), whose kernels arrange the weight for themselves within each call.
+oneDNN can take the weight arranged once, ahead of time, in its own blocked layout.
+Measured on a 2-core AMD EPYC (Zen 5), fp32, 128 rows x 256 -> 1,024: ``addmm`` 0.56 ms,
+the packed product 0.19 ms; 1,920 rows x 512 -> 1,280: 14.1 against 5.7 ms. For one row
 BLAS has the faster path (13-15 against 19-24 us), so a single row stays with it; from
 two rows up (4 rows: 93 against 20 us) the packed product is faster. For bf16 the packed
 product also wins at one row (8,000 x 256: 109 against 50 us).
