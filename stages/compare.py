@@ -1,9 +1,12 @@
-"""DVC stage `compare@<pair>`: paired bootstrap resampling between two evaluated models.
+"""DVC stage `compare@<pair>`: a paired bootstrap test between two evaluated models.
 
 Reads params ``evaluate.compare.search``, ``evaluate.compare.resamples`` and the pair
 ``evaluate.compare.pairs.<pair>`` (which models). For every test set the baseline was
 evaluated on, compares the two models' translations against the same references and
-writes BLEU, chrF and the p-values to a metrics JSON.
+writes to a metrics JSON, per test set and metric (BLEU, chrF): both scores, their
+difference with a 95% bootstrap interval, and the one-sided p-value of "the candidate
+is no better than the baseline" (``significance_test`` in the JSON says so; see
+:func:`nmt.evaluation.paired_bootstrap`). Identical translations give p = 1.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def main(pair: str, baseline: Path, candidate: Path, metrics: Path) -> None:
                 config.resamples,
             )
             signature = result.pop("signature")  # the same for every test set: kept once
+            test = result.pop("significance_test")
             results[name] = result
     except (ParamsError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
@@ -58,12 +62,16 @@ def main(pair: str, baseline: Path, candidate: Path, metrics: Path) -> None:
     results["models"] = {"baseline": models.baseline, "candidate": models.candidate}
     results["search"] = config.search
     results["signature"] = signature
+    results["significance_test"] = test
     write_json(metrics, results)
     for name in names:
         bleu = results[name]["bleu"]
+        p = bleu["p_value"]
+        # p = 0: the candidate won every resample; the resamples bound p, no more
+        shown = f"p < {1 / config.resamples:.4g}" if p == 0 else f"p = {p:.4f}"
         click.echo(
             f"{name}: BLEU {models.baseline} {bleu['baseline']:.2f} vs {models.candidate} "
-            f"{bleu['candidate']:.2f}, p = {bleu['p_value']:.4f}"
+            f"{bleu['candidate']:.2f}, one-sided {shown}"
         )
 
 

@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from nmt.config.evaluate import EvaluateParams
+from nmt.evaluation import write_translations
 from test_translate import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,9 +113,12 @@ def test_evaluate_then_compare(project: Path):
     report = json.loads((project / "metrics/eval/compare/attention_vs_gru.json").read_text())
     assert report["models"] == {"baseline": "gru", "candidate": "attention"}
     assert "bs:20" in report["signature"]
+    assert "one-sided" in report["significance_test"]
     for name in ("heldout", "newstest2014"):
-        assert 0 < report[name]["bleu"]["p_value"] <= 1
-        assert 0 < report[name]["chrf"]["p_value"] <= 1
+        for metric in ("bleu", "chrf"):
+            entry = report[name][metric]
+            assert 0 <= entry["p_value"] <= 1
+            assert entry["difference"] == pytest.approx(entry["candidate"] - entry["baseline"])
         gru = json.loads((project / "metrics/eval/gru.json").read_text())
         assert report[name]["bleu"]["baseline"] == pytest.approx(gru[name]["beam"]["bleu"])
 
@@ -134,6 +138,33 @@ def test_clear_errors(project: Path):
     assert result.exit_code == 1 and "no *.beam.parquet" in result.output
     result = CliRunner().invoke(compare.main, ["--pair", "nope", *args])
     assert result.exit_code == 1 and "evaluate.compare.pairs.nope" in result.output
+
+
+def test_compare_identical_translations_gives_p_one(tmp_path: Path, monkeypatch):
+    params = {"evaluate": {"compare": {"resamples": 50}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    hyps = ["The cat is black.", "nothing", "The house is big.", "a dog"]  # BLEU about 30
+    for model in ("gru", "attention"):
+        for name, out in (("heldout", hyps), ("newstest2014", ["x y z"] * 4)):  # BLEU 0
+            folder = tmp_path / f"data/eval/{model}/translations"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_translations(folder / f"{name}.beam.parquet", SRC[:4], REF[:4], out, [0.0] * 4)
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "--pair", "attention_vs_gru",
+        "--baseline", "data/eval/gru/translations",
+        "--candidate", "data/eval/attention/translations",
+        "--metrics", "c.json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(load_stage("compare").main, args)
+    assert result.exit_code == 0, result.output
+    assert "one-sided p = 1.0000" in result.output
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["heldout"]["bleu"]["baseline"] > 0 == report["newstest2014"]["bleu"]["baseline"]
+    for name in ("heldout", "newstest2014"):
+        for metric in ("bleu", "chrf"):
+            assert report[name][metric]["p_value"] == 1.0
+            assert report[name][metric]["difference_ci95"] == [0.0, 0.0]
 
 
 def test_dvc_yaml_lists_what_the_stages_read():
