@@ -31,6 +31,12 @@ def test_shipped_params_validate():
         ({"data": {"tgt_lang": "fr"}}, "data.tgt_lang", "differ"),
         ({"models": {"m": {"hidden_dim": "big"}}}, "models.m.hidden_dim", "integer"),
         ({"seed": "x"}, "seed", "integer"),
+        ({"seed": 1180591620717411303424}, "seed", "less than 4294967296"),
+        ({"seed": -1}, "seed", "greater than or equal to 0"),
+        ({"train": {"lr": float("inf")}}, "train.lr", "finite number"),
+        ({"train": {"clip_grad_norm": float("nan")}}, "train.clip_grad_norm", "finite number"),
+        ({"evaluate": {"length_penalty": float("inf")}}, "evaluate.length_penalty", "finite"),
+        ({"prepare": {"filters": {"max_length_ratio": float("inf")}}}, "max_length_ratio", "fin"),
         ({"extra": 1}, "extra", "unknown key"),
     ],
 )
@@ -55,3 +61,10 @@ def test_unreadable_files_are_named(tmp_path):
     (tmp_path / "params.yaml").write_text("data: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_non_finite_yaml_floats_are_refused_by_name(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: .inf\n")
+    with pytest.raises(ParamsError, match=r"train\.lr: Input should be a finite number"):
+        load_params(path)

@@ -44,6 +44,16 @@ def test_bad_profile_names_the_key():
         apply_profile(BASE, {"prepare": {"filters": {"max_tokens": -3}}}, "profiles/bad.yaml")
 
 
+@pytest.mark.parametrize(
+    ("base", "profile"),
+    [({**BASE, "trian": {"epochs": 3}}, {"seed": 2}), (BASE, {"trian": {"epochs": 3}})],
+    ids=["in params.yaml", "in the profile"],
+)
+def test_a_misspelt_top_level_section_is_refused(base, profile):
+    with pytest.raises(ProfileError, match="trian: unknown key"):
+        apply_profile(base, profile, "profiles/p.yaml")
+
+
 def test_unknown_profile_lists_the_known_ones(tmp_path):
     (tmp_path / "one.yaml").write_text("seed: 2\n")
     with pytest.raises(ProfileError, match="known: one"):

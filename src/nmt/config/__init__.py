@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nmt.config.base import StrictModel
 from nmt.config.data import DataParams, DownloadParams, PrepareParams
@@ -44,9 +44,10 @@ class ParamsError(ValueError):
 class Params(BaseModel):
     """The whole of params.yaml. Sections a stage does not read may be absent."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    seed: int = 1234
+    # Python, NumPy (whose legacy seeding takes 32 bits) and torch all take it unchanged.
+    seed: int = Field(1234, ge=0, lt=2**32)
     data: DataParams = DataParams()
     download: DownloadParams = DownloadParams()
     prepare: PrepareParams = PrepareParams()
