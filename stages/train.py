@@ -4,7 +4,9 @@ Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``
 Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``) and
 ``<out>/last.pt`` (last epoch, with the state to resume from), per-epoch dvclive logs in
 ``<live>`` and a summary JSON. A run interrupted midway resumes from ``last.pt`` when it
-was written under the same params (``--fresh`` ignores it).
+was written under the same params (``--fresh`` ignores it); a finished ``last.pt`` is
+never resumed, so a forced re-run trains again. Checkpoints hold no timings: the same
+params and data give byte-identical files.
 """
 
 from __future__ import annotations
@@ -67,10 +69,13 @@ def main(
             tp, seed, mp.model_dump(), src_tok.to_state(), tgt_tok.to_state(), len(train)
         )
 
+        longest = int(train.src_lengths.max(initial=0))
+
         def payload() -> dict:
             return model_payload(
-                model, src_tok, tgt_tok, normalize, params.data.src_lang, params.data.tgt_lang
-            )
+                model, src_tok, tgt_tok, normalize, params.data.src_lang, params.data.tgt_lang,
+                train_max_src_tokens=longest,
+            )  # fmt: skip
 
         click.echo(
             f"{name}: {count_parameters(model):,} parameters, {len(train):,} training pairs, "

@@ -58,7 +58,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = copy_project(tmp_path_factory.mktemp("pipeline") / "repo")
     run([str(BIN / "nmt"), "profile", "apply", "tiny"], dest)
     out = run([str(BIN / "dvc"), "repro"], dest)
-    assert {"download", "prepare", "vocab", "train@gru", "train@attention"} <= ran_stages(out)
+    expected = {"check_params", "download", "prepare", "vocab", "train@gru", "train@attention"}
+    assert expected <= ran_stages(out)
     return dest
 
 
@@ -112,6 +113,16 @@ def test_second_repro_does_nothing(repo: Path):
     assert "up to date" in out
 
 
+def test_forced_training_trains_again_to_the_same_bytes(repo: Path):
+    before = {p.name: p.read_bytes() for p in (repo / "models/gru").glob("*.pt")}
+    out = run([str(BIN / "dvc"), "repro", "-f", "-s", "train@gru"], repo)
+    assert "training from scratch" in out and "epoch 1: train" in out  # not resumed
+    after = {p.name: p.read_bytes() for p in (repo / "models/gru").glob("*.pt")}
+    assert set(before) == {"best.pt", "last.pt"} and after == before
+    status = run([str(BIN / "dvc"), "status"], repo)
+    assert "up to date" in status, status
+
+
 def test_training_param_reruns_only_training_and_evaluation(repo: Path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["teacher_forcing"]["ratio"] = 0.5
@@ -119,8 +130,24 @@ def test_training_param_reruns_only_training_and_evaluation(repo: Path):
     out = run([str(BIN / "dvc"), "repro"], repo)
     stages = ran_stages(out)
     assert stages, out
-    assert all(s.startswith(("train@", "evaluate@", "compare")) for s in stages), stages
+    assert all(s.startswith(("check_params", "train@", "evaluate@", "compare")) for s in stages)
     assert {"train@gru", "train@attention"} <= stages
+
+
+def test_a_misspelt_section_stops_repro_naming_it(repo: Path):
+    path = repo / "params.yaml"
+    good = path.read_text()
+    path.write_text(good + "trian: {epochs: 3}\n")
+    try:
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.run(
+            [str(BIN / "dvc"), "repro"], cwd=repo, env=env, capture_output=True, text=True
+        )
+    finally:
+        path.write_text(good)
+    assert proc.returncode != 0
+    assert "trian: unknown key" in proc.stdout + proc.stderr
+    assert ran_stages(proc.stdout) == {"check_params"}  # it runs first, and alone
 
 
 @pytest.mark.parametrize(

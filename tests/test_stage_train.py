@@ -109,3 +109,20 @@ def test_dvc_yaml_train_stage_lists_what_the_stage_reads():
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in train["outs"]]
     assert outs == ["models/${key}", "metrics/train/${key}"]
     assert train["outs"][0]["models/${key}"]["persist"] is True
+
+
+def test_a_diverging_run_fails_the_stage_and_leaves_no_checkpoint(workdir):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params["train"].update(lr=1e37, clip_grad_norm=None)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(train_stage.main, ARGS)
+    assert result.exit_code != 0
+    assert "training diverged at epoch 1, step" in result.output and "train.lr" in result.output
+    assert not (workdir / "models/attention/best.pt").exists()
+    assert not (workdir / "metrics/train/attention.json").exists()
+
+
+def test_checkpoints_record_the_longest_training_source(workdir):
+    assert invoke().exit_code == 0
+    loaded = load_model(workdir / "models/attention")
+    assert loaded.meta["train_max_src_tokens"] == 5  # reversal(): 2 to 5 digits

@@ -1,4 +1,5 @@
 import io
+import logging
 import math
 
 import numpy as np
@@ -19,7 +20,14 @@ from nmt.optim import (
     scheduler_state,
     warmup_factor,
 )
-from nmt.training import ValidSet, batch_logits, fit, rng_state, set_rng_state
+from nmt.training import (
+    TrainingDiverged,
+    ValidSet,
+    batch_logits,
+    fit,
+    rng_state,
+    set_rng_state,
+)
 from nmt.vocab import PAD_ID, SPECIALS, WordTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -220,6 +228,59 @@ def test_a_different_run_id_starts_fresh_and_best_pt_is_written(tmp_path):
     assert result.state.epoch == 1 and len(result.state.history) == 1
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["metrics"]["epoch"] == 1
+
+
+def test_identical_runs_write_byte_identical_checkpoints(tmp_path):
+    params = train_params(epochs=2)
+    _, a = run(tmp_path / "a", params)
+    _, b = run(tmp_path / "b", params)
+    assert a.state.history[-1]["tokens_per_s"] > 0  # timings reach the logger ...
+    for name in ("best.pt", "last.pt"):  # ... but not the files
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    last = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert "tokens_per_s" not in last["metrics"]
+    assert "train_seconds" not in last["training"]["fit"]
+    assert all("tokens_per_s" not in r for r in last["training"]["fit"]["history"])
+
+
+def test_a_finished_run_is_trained_again_not_resumed(tmp_path, caplog):
+    params = train_params(epochs=2)
+    first, _ = run(tmp_path, params)
+    caplog.set_level(logging.INFO, logger="nmt.training")
+    seen = []
+    again, result = run(tmp_path, params, on_epoch=seen.append)
+    assert "is a finished run (2 epochs); training from scratch" in caplog.text
+    assert [r["epoch"] for r in seen] == [1, 2] and all("tokens_per_s" in r for r in seen)
+    assert result.summary()["resumed_after_epoch"] == 0
+    for name, p in first.state_dict().items():  # and it reproduces the first run
+        assert torch.equal(p, again.state_dict()[name]), name
+
+
+def test_an_unreadable_last_pt_is_reported_and_training_starts_afresh(tmp_path, caplog):
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    caplog.set_level(logging.WARNING, logger="nmt.training")
+    _, result = run(tmp_path, train_params(epochs=1))
+    assert result.state.epoch == 1
+    assert "not a readable checkpoint" in caplog.text and "training from scratch" in caplog.text
+    assert read_checkpoint_state(tmp_path / "last.pt")["epoch"] == 1
+
+
+def test_temporaries_of_a_killed_save_are_swept(tmp_path):
+    for left in (".best.pt.k1l2d3", ".last.pt.x9y8z7"):  # atomic_path's temporary folders
+        (tmp_path / left).mkdir()
+        (tmp_path / left / left.split(".")[1]).write_bytes(b"half a checkpoint")
+    (tmp_path / "notes.txt").write_text("kept")
+    run(tmp_path, train_params(epochs=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "notes.txt"]
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_diverging_run_stops_naming_the_step_and_writes_no_checkpoint(tmp_path, clip):
+    params = train_params(epochs=2, lr=1e37, clip_grad_norm=clip)
+    where = r"at epoch 1, step \d+ of \d+: .*train\.lr = 1e\+37"
+    with pytest.raises(TrainingDiverged, match=where):
+        run(tmp_path, params)
+    assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
 
 
 def test_early_stopping_when_the_metric_stalls(tmp_path):

@@ -71,9 +71,16 @@ def model_payload(
     normalize: NormalizeParams,
     src_lang: str,
     tgt_lang: str,
+    train_max_src_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """The self-describing part of a checkpoint (weights, architecture, vocabularies)."""
+    """The self-describing part of a checkpoint (weights, architecture, vocabularies).
+
+    ``train_max_src_tokens``: the longest training source in tokens, which translation
+    takes as its default cap on input length (a model has never seen longer input).
+    """
+    extra = {} if train_max_src_tokens is None else {"train_max_src_tokens": train_max_src_tokens}
     return {
+        **extra,
         "model_params": model.params.model_dump(),
         "model_state": model.state_dict(),
         "src_tokenizer": src_tokenizer.to_state(),

@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from tqdm import tqdm
 
 from nmt.batching import Batch, TokenizedPairs, collate, make_batches
-from nmt.checkpoint import read_checkpoint, save_checkpoint
+from nmt.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from nmt.config.train import TrainParams
 from nmt.device import autocast
 from nmt.models import Seq2Seq
@@ -43,12 +43,20 @@ from nmt.optim import (
     scheduler_state,
 )
 from nmt.teacher_forcing import teacher_forcing_ratio
+from nmt.utils import sweep_temporaries
 from nmt.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
 
 EpochRecord = dict[str, float]
 MAX_LENGTH_EXTRA = 5  # greedy validation: max_len = ceil(ratio * src_len) + this
+# Keys of an epoch record that measure time: logged, never written into a checkpoint, so
+# that two identical runs write byte-identical checkpoints.
+TIMING_KEYS = frozenset({"tokens_per_s"})
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the gradient became NaN or infinite; the message names the step."""
 
 
 # ----------------------------------------------------------------------------- data
@@ -82,8 +90,9 @@ def train_epoch(
     device: torch.device,
     dtype: torch.dtype | None,
     progress: bool = False,
+    epoch: int = 0,
 ) -> dict[str, float]:
-    """One pass over ``batches`` (index arrays into ``pairs``).
+    """One pass over ``batches`` (index arrays into ``pairs``), the 0-based ``epoch``.
 
     Returns the mean training loss per target token, the token count and the seconds.
     """
@@ -92,15 +101,21 @@ def train_epoch(
     tokens = 0
     start = time.perf_counter()
     mode = params.teacher_forcing.mode
-    for idx in tqdm(batches, desc="train", disable=not progress, leave=False):
+    for step, idx in enumerate(tqdm(batches, desc="train", disable=not progress, leave=False)):
         batch = collate(pairs, idx).to(device)
         with autocast(device, dtype):
             logits, target = batch_logits(model, batch, ratio, mode)
         loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        (loss_sum / batch.n_tokens).backward()
+        loss = loss_sum / batch.n_tokens
+        loss.backward()
+        norm = None
         if params.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
+        # Checked before the update, so a diverged step never reaches the weights (one
+        # host sync per step: nothing on a CPU, a short stall on a GPU).
+        where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
+        check_finite(loss, norm, where=where, params=params)
         optimizer.step()
         if step_scheduler is not None:
             step_scheduler.step()
@@ -108,6 +123,30 @@ def train_epoch(
         tokens += batch.n_tokens
     seconds = time.perf_counter() - start
     return {"loss": float(total_loss) / max(tokens, 1), "tokens": tokens, "seconds": seconds}
+
+
+def check_finite(
+    loss: Tensor, grad_norm: Tensor | None, *, where: str, params: TrainParams
+) -> None:
+    """Raise :class:`TrainingDiverged` when ``loss`` or ``grad_norm`` is not finite.
+
+    ``where`` names the step (e.g. "epoch 1, step 7 of 120"); the message names what most
+    often causes it and the params to change.
+    """
+    loss = loss.detach()
+    if not torch.isfinite(loss):
+        what = f"the loss is {float(loss)}"
+    elif grad_norm is not None and not torch.isfinite(grad_norm):
+        what = f"the gradient norm is {float(grad_norm)} (loss {float(loss):.4g})"
+    else:
+        return
+    unclipped = ", without train.clip_grad_norm" if params.clip_grad_norm is None else ""
+    raise TrainingDiverged(
+        f"training diverged at {where}: {what}. The usual cause is a learning rate too "
+        f"high for the model (train.lr = {params.lr:g}{unclipped}): lower train.lr, set "
+        "train.clip_grad_norm or a warm-up (train.lr_schedule); with train.precision bf16, "
+        "try fp32. No checkpoint of this epoch was written."
+    )
 
 
 def batch_logits(
@@ -226,11 +265,26 @@ class FitState:
     best_value: float | None = None
     bad_epochs: int = 0
     stopped_early: bool = False
-    train_seconds: float = 0.0
     train_tokens: int = 0
+    # Not saved: timings of this process only (from_epoch: the epoch it started after).
+    from_epoch: int = 0
+    train_seconds: float = 0.0
+    new_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """What ``last.pt`` keeps: everything but timings, so checkpoints reproduce."""
+        saved = dict(self.__dict__)
+        for key in ("from_epoch", "train_seconds", "new_tokens"):
+            saved.pop(key)
+        saved["history"] = [without_timings(r) for r in self.history]
+        return saved
+
+    def finished(self, epochs: int) -> bool:
+        return self.stopped_early or self.epoch >= epochs
+
+
+def without_timings(record: EpochRecord) -> EpochRecord:
+    return {k: v for k, v in record.items() if k not in TIMING_KEYS}
 
 
 @dataclass
@@ -246,8 +300,10 @@ class FitResult:
             "stopped_early": s.stopped_early,
             "best": {k: v for k, v in self.best.items() if k.startswith("valid_")},
             "final": {k: v for k, v in s.history[-1].items() if k.startswith("valid_")},
+            # timings of the epochs this process trained (all of them unless resumed)
+            "resumed_after_epoch": s.from_epoch,
             "train_seconds": round(s.train_seconds, 1),
-            "train_tokens_per_s": round(s.train_tokens / max(s.train_seconds, 1e-9), 1),
+            "train_tokens_per_s": round(s.new_tokens / max(s.train_seconds, 1e-9), 1),
         }
 
 
@@ -284,16 +340,21 @@ def fit(
     After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
     the early-stopping metric improved and ``out_dir/last.pt`` (with the training state).
     ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
-    see :func:`nmt.checkpoint.model_payload`). With ``resume``, a ``last.pt`` whose
-    ``run_id`` matches is continued; its history is replayed through ``on_epoch`` first, so
-    a logger ends up with the same records as in an uninterrupted run.
+    see :func:`nmt.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
+    whose ``run_id`` matches is continued; its history is replayed through ``on_epoch``
+    first, so a logger ends up with the same records as in an uninterrupted run (less the
+    timings of the epochs before the interruption, which checkpoints do not keep).
+    A non-finite loss or gradient raises :class:`TrainingDiverged` before any update.
     """
     out = Path(out_dir)
     optimizer = build_optimizer(model, params)
     scheduler = build_scheduler(optimizer, params.lr_schedule)
     state = FitState()
+    for name in ("best.pt", "last.pt"):
+        for left in sweep_temporaries(out / name):
+            log.info("removed %s, left by a process killed while saving", left)
     if resume:
-        state = _try_resume(out / "last.pt", run_id, model, optimizer, scheduler, device)
+        state = _try_resume(out / "last.pt", run_id, params.epochs, model, optimizer, scheduler)
         for record in state.history:
             if on_epoch is not None:
                 on_epoch(record)
@@ -314,7 +375,7 @@ def fit(
         )
         stats = train_epoch(
             model, train, batches, optimizer, step_scheduler=step_scheduler, params=params,
-            ratio=ratio, device=device, dtype=dtype, progress=progress,
+            ratio=ratio, device=device, dtype=dtype, progress=progress, epoch=epoch,
         )  # fmt: skip
         scores = validate(
             model, valid, tgt_decode, device=device, dtype=dtype,
@@ -334,11 +395,12 @@ def fit(
         state.history.append(record)
         state.train_seconds += stats["seconds"]
         state.train_tokens += int(stats["tokens"])
+        state.new_tokens += int(stats["tokens"])
         log.info(_format_record(record))
         value = scores[stop.metric]
         if _improved(stop.metric, value, state.best_value, stop.min_delta):
             state.best_value, state.best_epoch, state.bad_epochs = value, epoch + 1, 0
-            save_checkpoint(out / "best.pt", {**payload(), "metrics": record})
+            save_checkpoint(out / "best.pt", {**payload(), "metrics": without_timings(record)})
         else:
             state.bad_epochs += 1
             state.stopped_early = state.bad_epochs >= stop.patience
@@ -348,7 +410,7 @@ def fit(
             out / "last.pt",
             {
                 **payload(),
-                "metrics": record,
+                "metrics": without_timings(record),
                 "training": {
                     "run_id": run_id,
                     "fit": state.to_dict(),
@@ -365,24 +427,39 @@ def fit(
 def _try_resume(
     path: Path,
     run_id: str,
+    epochs: int,
     model: Seq2Seq,
     optimizer: Optimizer,
     scheduler: Scheduler | None,
-    device: torch.device,
 ) -> FitState:
-    """Load ``path`` into model/optimizer/scheduler/RNG when it belongs to this run."""
+    """Load ``path`` into model/optimizer/scheduler/RNG when it is an unfinished epoch of
+    this run (``epochs`` in all); otherwise leave everything as it is and start afresh.
+
+    A finished run is never resumed: re-running a stage (``dvc repro -f``, or a changed
+    dependency such as the model code) must train again, not stop after loading. Raising
+    ``epochs`` makes a finished run unfinished, so it trains on. An unreadable ``last.pt``
+    (a crash of the disk, not of a save: saves are atomic) is reported and ignored.
+    """
     if not path.is_file():
         return FitState()
-    ckpt = read_checkpoint(path)
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointError as err:
+        log.warning("%s; training from scratch (the file is replaced after epoch 1)", err)
+        return FitState()
     training = ckpt.get("training") or {}
     if training.get("run_id") != run_id:
         log.info("%s belongs to another configuration; training from scratch", path)
+        return FitState()
+    state = FitState(**training["fit"])
+    if state.finished(epochs):
+        log.info("%s is a finished run (%d epochs); training from scratch", path, state.epoch)
         return FitState()
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(training["optimizer"])
     load_scheduler_state(scheduler, training["scheduler"])
     set_rng_state(training["rng"])
-    state = FitState(**training["fit"])
+    state.from_epoch, state.train_seconds, state.new_tokens = state.epoch, 0.0, 0
     log.info("resuming from %s after epoch %d", path, state.epoch)
     return state
 

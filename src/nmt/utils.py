@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import random
@@ -31,6 +32,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_target, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sweep_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove what :func:`atomic_path` left beside ``path`` when its process was killed
+    mid-write (its ``finally`` never ran); return what was removed."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        return []
+    left = sorted(target.parent.glob(f".{glob.escape(target.name)}.*"))
+    for tmp in left:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    return left
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
