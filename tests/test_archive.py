@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import random
 import stat
 import tarfile
@@ -100,6 +101,74 @@ def test_zip_slip_is_refused(tmp_path: Path, name: str) -> None:
     # The unsafe entry is never written when only safe members are asked for.
     extract_members(archive, ["d/ok.txt"], out)
     assert files_under(tmp_path / "a") == ["out/d/ok.txt"]
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_unsafe_entries_beside_real_ones_are_skipped_with_a_warning(
+    tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = tmp_path / f"mixed.{kind}"
+    entries = {"../evil.txt": b"pwned", "d/ok.txt": b"ok", "/tmp/evil.txt": b"pwned"}
+    (make_zip if kind == "zip" else make_tgz)(archive, entries)
+    out = tmp_path / "a" / "out"
+    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+        assert extract_members(archive, ["d/ok.txt"], out) == ["d/ok.txt"]
+    assert files_under(tmp_path / "a") == ["out/d/ok.txt"]
+    assert not list(tmp_path.rglob("evil*"))
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith(f"{archive}: skipped 2 member(s) with unsafe names")
+    assert "'../evil.txt': '..' would leave the target folder" in message
+    assert "'/tmp/evil.txt': absolute paths are not extracted" in message
+
+
+def test_safe_archives_extract_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = tmp_path / "x.tgz"
+    with tarfile.open(archive, "w:gz") as tf:  # as `tar czf x.tgz .` writes it
+        root = tarfile.TarInfo(".")
+        root.type = tarfile.DIRTYPE
+        tf.addfile(root)
+        info = tarfile.TarInfo("./d/a.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"a"))
+    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+        extract_members(archive, ["d/a.txt"], tmp_path / "out")
+        extract_members(
+            make_zip(tmp_path / "m.zip", {"__MACOSX/._a": b"", "a": b"a"}), ["a"], tmp_path / "o"
+        )
+    assert caplog.records == []
+
+
+def test_only_unsafe_names_says_how_many_were_refused_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = make_tgz(tmp_path / "slip.tgz", {"../corpus.txt": b"a", "/corpus.txt": b"b"})
+    with pytest.raises(MissingMemberError) as caught:
+        extract_members(archive, ["corpus.txt"], tmp_path / "out")
+    message = str(caught.value)
+    assert "(the archive holds 0 file(s); 2 member(s) refused as unsafe: " in message
+    assert "member '../corpus.txt': '..' would leave the target folder" in message
+    assert "member '/corpus.txt': absolute paths are not extracted" in message
+    assert "e.g." not in message  # no safe file to give as an example
+    assert "skipped 2 member(s)" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_refused_members_are_counted_not_all_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = {f"../evil{i}.txt": b"x" for i in range(12)}
+    archive = make_zip(tmp_path / "many.zip", {**entries, "ok.txt": b"ok"})
+    warnings = caplog.at_level(logging.WARNING, logger="nmt.archive")
+    with warnings, pytest.raises(MissingMemberError) as caught:
+        extract_members(archive, ["missing.txt"], tmp_path / "out")
+    for text in (caplog.records[0].getMessage(), str(caught.value)):
+        assert "12 member(s)" in text and "'../evil4.txt'" in text
+        assert "'../evil5.txt'" not in text and text.endswith(("and 7 more", "and 7 more)"))
+    assert "the archive holds 1 file(s), e.g. ok.txt; 12 member(s) refused" in str(caught.value)
 
 
 @pytest.mark.parametrize("target", ["../../outside.txt", "/etc/passwd"])

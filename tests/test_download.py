@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import socket
 import time
 import zipfile
@@ -273,6 +274,21 @@ def test_download_corpora_extracts_members_and_writes_the_manifest(tmp_path: Pat
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert (out / "toy/set/pairs.txt").read_bytes() == b"Hi.\tSalut.\n"
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "toy"]  # no archive
+
+
+def test_download_corpora_warns_of_unsafe_members_naming_the_source(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = zip_bytes({"set/pairs.txt": b"a\tb\n", "../../evil.txt": b"pwned"})
+    out = tmp_path / "raw"
+    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+        manifest = download_corpora(
+            [toy_corpus()], out, DownloadParams(), session=FakeSession(response(archive))
+        )
+    assert manifest["toy"]["members"] == ["set/pairs.txt"]
+    assert "https://data.example.org/toy.zip: skipped 1 member(s) with unsafe" in caplog.text
+    assert "'../../evil.txt'" in caplog.text
+    assert not list(tmp_path.rglob("evil*"))
 
 
 def test_download_corpora_checks_pinned_and_registry_checksums(tmp_path: Path) -> None:

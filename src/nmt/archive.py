@@ -3,6 +3,8 @@
 Only the members asked for are written, each as a plain file under the target folder.
 A member whose path would land outside that folder (absolute, ``..``, a link pointing
 out of the archive) is refused; ``__MACOSX/`` resource-fork entries are never matched.
+Entries with unsafe names are skipped with a warning that names them, and a member asked
+for but not found says how many entries were refused and why.
 A corrupt or truncated archive raises :class:`ArchiveError` naming the file, and the
 files this call wrote are removed again, so a failure leaves nothing half-written.
 """
@@ -10,6 +12,7 @@ files this call wrote are removed again, so a failure leaves nothing half-writte
 from __future__ import annotations
 
 import gzip
+import logging
 import lzma
 import os
 import posixpath
@@ -21,7 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeVar
 
 __all__ = [
     "ArchiveError",
@@ -34,10 +37,13 @@ __all__ = [
     "safe_member_path",
 ]
 
+log = logging.getLogger(__name__)
+
 ArchiveKind = Literal["zip", "tar", "plain"]
 _TAR_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _PLAIN_SUFFIXES = (".tsv", ".txt")
 _MAX_LINK_DEPTH = 8
+_SHOWN = 5  # refused entries named in a message; the rest are counted
 # What the readers raise on damaged data. Other OSErrors (e.g. disk full while writing)
 # are not the archive's fault and propagate unchanged.
 _CORRUPT = (
@@ -137,14 +143,18 @@ def _write_member(src: IO[bytes], target: Path) -> None:
 
 # An opener resolves one archive path to a readable stream, following in-archive links.
 Opener = Callable[[str], IO[bytes]]
+# What an archive offers: its safe file paths, an opener, and why each unsafe entry was
+# refused (``UnsafeMemberError`` messages, in archive order).
+Contents = tuple[set[str], Opener, list[str]]
+Info = TypeVar("Info", zipfile.ZipInfo, tarfile.TarInfo)
 
 
-def _zip_opener(zf: zipfile.ZipFile) -> tuple[set[str], Opener]:
+def _zip_opener(zf: zipfile.ZipFile) -> Contents:
     index: dict[str, zipfile.ZipInfo] = {}
+    refused: list[str] = []
     for info in zf.infolist():
-        name = _normalised(info.filename)
-        if name is not None and not info.is_dir() and not is_ignored(name):
-            index[name] = info
+        if not info.is_dir():
+            _add(index, refused, info.filename, info)
 
     def open_member(name: str) -> IO[bytes]:
         for _ in range(_MAX_LINK_DEPTH):
@@ -156,15 +166,15 @@ def _zip_opener(zf: zipfile.ZipFile) -> tuple[set[str], Opener]:
             name = _link_target(name, zf.read(info).decode("utf-8"), hard=False)
         raise UnsafeMemberError(f"member {name!r}: too many levels of links")
 
-    return set(index), open_member
+    return set(index), open_member, refused
 
 
-def _tar_opener(tf: tarfile.TarFile) -> tuple[set[str], Opener]:
+def _tar_opener(tf: tarfile.TarFile) -> Contents:
     index: dict[str, tarfile.TarInfo] = {}
+    refused: list[str] = []
     for info in tf.getmembers():  # reads the whole archive: truncation surfaces here
-        name = _normalised(info.name)
-        if name is not None and not info.isdir() and not is_ignored(name):
-            index[name] = info
+        if not info.isdir():  # e.g. "./", which is no file path but harmless
+            _add(index, refused, info.name, info)
 
     def open_member(name: str) -> IO[bytes]:
         for _ in range(_MAX_LINK_DEPTH):
@@ -180,26 +190,46 @@ def _tar_opener(tf: tarfile.TarFile) -> tuple[set[str], Opener]:
             name = _link_target(name, info.linkname, hard=info.islnk())
         raise UnsafeMemberError(f"member {name!r}: too many levels of links")
 
-    return set(index), open_member
+    return set(index), open_member, refused
 
 
-def _normalised(name: str) -> str | None:
-    """An archive entry's name as :func:`safe_member_path` would give it; None if unsafe."""
+def _add(index: dict[str, Info], refused: list[str], name: str, info: Info) -> None:
+    """Index a file entry under its normalised name, or record why its name is unsafe.
+
+    An unsafe name is never asked for by a safe one, so it is never extracted.
+    """
     try:
-        return safe_member_path(name)
-    except UnsafeMemberError:
-        return None  # never asked for by a safe name, so never extracted
+        clean = safe_member_path(name)
+    except UnsafeMemberError as err:
+        refused.append(str(err))
+        return
+    if not is_ignored(clean):
+        index[clean] = info
 
 
-def _extract_all(
-    present: set[str], opener: Opener, wanted: list[str], dest: Path, label: str
-) -> list[Path]:
+def _some(items: list[str]) -> str:
+    """The first few ``items`` joined, and how many more there are."""
+    shown = "; ".join(items[:_SHOWN])
+    return shown if len(items) <= _SHOWN else f"{shown}; and {len(items) - _SHOWN} more"
+
+
+def _extract_all(contents: Contents, wanted: list[str], dest: Path, label: str) -> list[Path]:
+    present, opener, refused = contents
+    if refused:
+        log.warning(
+            "%s: skipped %d member(s) with unsafe names, never extracted: %s",
+            label,
+            len(refused),
+            _some(refused),
+        )
     missing = [m for m in wanted if m not in present]
     if missing:
-        raise MissingMemberError(
-            f"{label}: member(s) not found: {', '.join(missing)} "
-            f"(the archive holds {len(present)} file(s), e.g. {', '.join(sorted(present)[:5])})"
-        )
+        holds = f"the archive holds {len(present)} file(s)"
+        if present:
+            holds += f", e.g. {', '.join(sorted(present)[:_SHOWN])}"
+        if refused:
+            holds += f"; {len(refused)} member(s) refused as unsafe: {_some(refused)}"
+        raise MissingMemberError(f"{label}: member(s) not found: {', '.join(missing)} ({holds})")
     root = dest.resolve()
     written: list[Path] = []
     try:
@@ -250,10 +280,10 @@ def extract_members(
             shutil.copyfile(path, Path(dest) / path.name)
         elif kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                _extract_all(*_zip_opener(zf), wanted, Path(dest), label)
+                _extract_all(_zip_opener(zf), wanted, Path(dest), label)
         else:
             with tarfile.open(path, "r:*") as tf:
-                _extract_all(*_tar_opener(tf), wanted, Path(dest), label)
+                _extract_all(_tar_opener(tf), wanted, Path(dest), label)
     except ArchiveError:
         raise
     except FileNotFoundError:
