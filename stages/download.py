@@ -4,7 +4,10 @@ Reads params sections ``data`` (language pair, corpora, test sets) and ``downloa
 (pinned checksums, retries, timeout). Files come from ``$NMT_DATA_MIRROR`` when it holds
 them, else from the network. Writes ``<out>/<corpus>/<member path>`` and
 ``<out>/manifest.json``; the whole folder is built aside and renamed only on success, so
-a failed run leaves the previous output untouched.
+a failed run of this script leaves the previous output untouched. That holds only when
+the stage is run directly (``python stages/download.py``): ``dvc repro`` removes a
+stage's outputs before running it, so a failed download under ``dvc repro`` leaves no
+``data/raw`` at all (``dvc checkout data/raw`` restores the cached one).
 """
 
 from __future__ import annotations
