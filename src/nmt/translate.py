@@ -4,6 +4,26 @@ The same steps as training: the checkpoint's :class:`~nmt.data.normalize.Normali
 settings and tokenizers, so a model sees at inference exactly what it saw in training.
 Sentences are sorted by length before batching (little padding), and results come back
 in input order.
+
+Input can be hostile (``nmt translate`` reads whatever it is given), so each line is
+isolated from the others:
+
+* Text that is not valid Unicode (lone surrogates, e.g. the escapes of bytes that were not
+  UTF-8: :func:`read_lines`, or ``sys.argv``) has those characters replaced with U+FFFD,
+  with a warning naming the line; a line that still cannot be tokenised is translated as
+  an empty line, with a warning. Neither stops the other lines.
+* ``max_source_tokens`` caps a source in pieces; a longer one is *truncated* to its first
+  pieces, with a warning naming the line. Truncation rather than splitting at sentence
+  punctuation: it bounds the time and memory of every line whatever the input (a split
+  line still costs time in proportion to its length, and a line with no punctuation needs
+  a hard cut anyway); a model trained on single sentences is no good past the longest it
+  has seen; and splitting well (abbreviations, numbers, quotes, each language's marks) is
+  a sentence splitter's job, upstream, before ``nmt translate``, whose contract is one
+  sentence per line. :meth:`Translator.from_checkpoint` takes ``"train"`` for the
+  training data's longest source (:func:`train_source_cap`).
+* :meth:`Translator.translate_stream` reads its input lazily, a chunk of several batches
+  at a time, and yields each chunk's translations, in input order, before it reads the
+  next chunk.
 """
 
 from __future__ import annotations
@@ -11,8 +31,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any, BinaryIO, Literal
 
 import torch
 from pydantic import ValidationError
@@ -33,7 +56,69 @@ from nmt.models import Seq2Seq
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AttentionMap", "Translator", "decode_ids", "length_batches", "pad_batch"]
+__all__ = [
+    "CHUNK_BATCHES",
+    "DEFAULT_MAX_SOURCE_TOKENS",
+    "AttentionMap",
+    "Translator",
+    "decode_ids",
+    "length_batches",
+    "pad_batch",
+    "read_lines",
+    "scrub",
+    "train_source_cap",
+]
+
+# The source cap of a checkpoint that does not record its training data's longest source:
+# well past a long sentence, and short enough that one line takes seconds, not minutes,
+# with beam search on a CPU.
+DEFAULT_MAX_SOURCE_TOKENS = 256
+# translate_stream reads this many batches of sentences at a time: enough to sort by
+# length with little padding, few enough that output comes soon after input.
+CHUNK_BATCHES = 8
+
+# Lone surrogates that are not surrogate escapes of bytes (U+DC80-U+DCFF are).
+_OTHER_SURROGATES = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def scrub(text: str) -> tuple[str, bool]:
+    """``text`` as valid Unicode, and whether anything was replaced.
+
+    Surrogate escapes (what Python makes of bytes that are not UTF-8, in ``sys.argv`` or
+    ``errors="surrogateescape"``) are decoded back to bytes and replaced as
+    ``bytes.decode(errors="replace")`` does; other lone surrogates become U+FFFD too.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _OTHER_SURROGATES.sub("\ufffd", text)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
+    return text, False
+
+
+def read_lines(stream: BinaryIO) -> Iterator[str]:
+    """The lines of a byte stream, read lazily, without their line end (LF or CR LF).
+
+    Only LF ends a line (not a lone CR, as in text mode, nor U+2028 and the like, as in
+    ``str.splitlines``), so that output lines match input lines one to one, as ``wc -l``
+    counts them. Bytes that are not UTF-8 come through as surrogate escapes, which
+    :meth:`Translator.encode` replaces with a warning naming the line; a UTF-8 byte order
+    mark is dropped.
+    """
+    for number, raw in enumerate(stream, 1):
+        line = raw.removesuffix(b"\n").removesuffix(b"\r")
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        yield line.decode("utf-8", "surrogateescape")
+
+
+def train_source_cap(meta: Mapping[str, Any]) -> int:
+    """The longest training source in pieces, as the checkpoint records it
+    (``train_max_src_tokens``), or ``DEFAULT_MAX_SOURCE_TOKENS`` where it does not."""
+    value = meta.get("train_max_src_tokens")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_MAX_SOURCE_TOKENS
 
 
 def length_batches(
@@ -118,22 +203,35 @@ class AttentionMap:
 
 
 class Translator:
-    """A loaded model with its tokenizers and normaliser, ready to translate text."""
+    """A loaded model with its tokenizers and normaliser, ready to translate text.
+
+    ``max_source_tokens``: sources longer than this many pieces are truncated, with a
+    warning naming the line; None (the default): no cap, as the evaluate stage scores
+    whole test sentences; ``"train"``: :func:`train_source_cap` of the checkpoint.
+    """
 
     def __init__(
         self,
         loaded: LoadedModel,
         device: torch.device,
         batch_size: int = 192,
-        max_source_tokens: int | None = None,
+        max_source_tokens: int | Literal["train"] | None = None,
         max_tokens: int | None = None,
     ) -> None:
+        if isinstance(max_source_tokens, str):
+            if max_source_tokens != "train":
+                raise ValueError(
+                    f"max_source_tokens: an int, None or 'train', not {max_source_tokens!r}"
+                )
+            max_source_tokens = train_source_cap(loaded.meta)
+        if max_source_tokens is not None and max_source_tokens < 1:
+            raise ValueError(f"max_source_tokens must be at least 1, got {max_source_tokens}")
         self.loaded = loaded
         self.model = loaded.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.max_tokens = max_tokens
-        self.max_source_tokens = max_source_tokens
+        self.max_source_tokens: int | None = max_source_tokens
         self.normalizer = Normalizer(loaded.normalize)
 
     @classmethod
@@ -143,6 +241,7 @@ class Translator:
         device: torch.device,
         batch_size: int = 192,
         max_tokens: int | None = None,
+        max_source_tokens: int | Literal["train"] | None = None,
     ) -> Translator:
         """Load a checkpoint file or model directory (raises ``CheckpointError``)."""
         try:
@@ -152,24 +251,53 @@ class Translator:
                 raise
             # e.g. model params or a tokenizer state this version does not understand
             raise CheckpointError(f"{path}: incompatible checkpoint ({err})") from None
-        return cls(loaded, device, batch_size, max_tokens=max_tokens)
+        return cls(loaded, device, batch_size, max_source_tokens, max_tokens)
 
     @property
     def has_attention(self) -> bool:
         return self.model.params.attention != "none"
 
-    def encode(self, texts: Sequence[str], normalized: bool = False) -> list[list[int]]:
-        """Source ids; texts are normalised first unless ``normalized`` says they are."""
-        if not normalized:
-            texts = [self.normalizer(t) for t in texts]
-        ids = self.loaded.src_tokenizer.encode_batch(list(texts))
+    def clean(
+        self, texts: Sequence[str], normalized: bool = False, first_line: int = 1
+    ) -> list[str]:
+        """``texts`` as valid Unicode (:func:`scrub`, a warning per line that needed it),
+        normalised unless ``normalized`` says they are; line ``first_line`` is ``texts[0]``.
+        """
+        out = []
+        for number, text in enumerate(texts, first_line):
+            text, replaced = scrub(text)
+            if replaced:
+                log.warning("line %d: bytes that are not UTF-8 replaced with U+FFFD", number)
+            out.append(text if normalized else self.normalizer(text))
+        return out
+
+    def encode(
+        self, texts: Sequence[str], normalized: bool = False, first_line: int = 1
+    ) -> list[list[int]]:
+        """Source ids of ``texts`` (:meth:`clean` first), at most ``max_source_tokens``
+        each; line ``first_line`` is ``texts[0]`` in the warnings."""
+        texts = self.clean(texts, normalized, first_line)
+        tokenizer = self.loaded.src_tokenizer
+        try:
+            ids = tokenizer.encode_batch(texts)
+        except Exception:  # hostile input: find the line(s) at fault, keep the others
+            ids = [self._encode_one(t, n) for n, t in enumerate(texts, first_line)]
         cap = self.max_source_tokens
-        if cap is not None:
-            long = sum(len(s) > cap for s in ids)
-            if long:
-                log.warning("%d source(s) longer than %d tokens were truncated", long, cap)
-                ids = [s[:cap] for s in ids]
-        return ids
+        if cap is None:
+            return ids
+        for number, source in enumerate(ids, first_line):
+            if len(source) > cap:
+                log.warning(
+                    "line %d: %d source pieces, truncated to the first %d", number, len(source), cap
+                )
+        return [s[:cap] for s in ids]
+
+    def _encode_one(self, text: str, number: int) -> list[int]:
+        try:
+            return self.loaded.src_tokenizer.encode_batch([text])[0]
+        except Exception as err:
+            log.warning("line %d: not translated, tokenising failed (%s)", number, err)
+            return []
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Target ids -> display text (tokenizer decode, then the normaliser's detokenize)."""
@@ -181,9 +309,13 @@ class Translator:
         settings: SearchSettings,
         normalized: bool = False,
         progress: bool = False,
+        first_line: int = 1,
     ) -> list[str]:
-        """Translate ``texts`` (one sentence each); empty input gives empty output."""
-        sources = self.encode(texts, normalized)
+        """Translate ``texts`` (one sentence each); empty input gives empty output.
+
+        ``first_line``: the line number of ``texts[0]`` in warnings.
+        """
+        sources = self.encode(texts, normalized, first_line)
         hyps = decode_ids(
             self.model,
             sources,
@@ -195,14 +327,38 @@ class Translator:
         )
         return [self.detokenize(h) for h in hyps]
 
+    def chunk_size(self, settings: SearchSettings) -> int:
+        """Sentences per chunk of :meth:`translate_stream`: ``CHUNK_BATCHES`` batches."""
+        return CHUNK_BATCHES * max(1, self.batch_size // settings.beam_size)
+
+    def translate_stream(
+        self,
+        texts: Iterable[str],
+        settings: SearchSettings,
+        normalized: bool = False,
+        chunk_size: int | None = None,
+    ) -> Iterator[str]:
+        """Translations of ``texts``, one per text, in order, read and yielded a chunk at a
+        time: ``chunk_size`` texts (default :meth:`chunk_size`) are sorted by length into
+        batches, and their translations come out before the next chunk is read. Lines are
+        numbered from 1 in warnings.
+        """
+        size = self.chunk_size(settings) if chunk_size is None else chunk_size
+        if size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {size}")
+        it = iter(texts)
+        first_line = 1
+        while chunk := list(islice(it, size)):
+            yield from self.translate(chunk, settings, normalized, first_line=first_line)
+            first_line += len(chunk)
+
     def attention(
         self, texts: Sequence[str], settings: SearchSettings, normalized: bool = False
     ) -> list[AttentionMap] | None:
         """Greedy translations of ``texts`` with their attention, or None without attention."""
         if not self.has_attention:
             return None
-        if not normalized:
-            texts = [self.normalizer(t) for t in texts]
+        texts = self.clean(texts, normalized)
         sources = self.encode(texts, normalized=True)
         src, lengths = pad_batch(sources, self.device)
         limits = max_output_lengths(
