@@ -1,4 +1,9 @@
+import os
+import select
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -6,8 +11,8 @@ from click.testing import CliRunner
 
 from nmt.cli import cli
 from nmt.decoding import SearchSettings
-from nmt.translate import Translator
-from test_translate import make_checkpoint
+from nmt.translate import DEFAULT_MAX_SOURCE_TOKENS, Translator
+from test_translate import SRC_WORDS, make_checkpoint
 
 
 def translate(*args: str, input: str | None = None):
@@ -50,6 +55,91 @@ def test_translate_errors_are_clear(tmp_path: Path):
     assert bad.exit_code == 1 and "bad.pt" in bad.output
     beam = translate("--model", str(ckpt), "--beam", "0", "x")
     assert beam.exit_code == 2
+
+
+def test_long_lines_are_truncated_with_a_warning(tmp_path: Path):
+    make_checkpoint(tmp_path / "m/best.pt", train_max_src_tokens=12)
+    long = " ".join(["le chat est noir ."] * 1000)  # 5,000 pieces
+    start = time.perf_counter()
+    by_default = translate("--model", str(tmp_path / "m"), "--beam", "5", "le chat", long)
+    elapsed = time.perf_counter() - start
+    assert by_default.exit_code == 0, by_default.output
+    assert len(by_default.stdout.split("\n")) == 3
+    assert by_default.stderr == "warning: line 2: 5000 source pieces, truncated to the first 12\n"
+    assert elapsed < 30  # well under a second; without the cap, 10,010 steps of beam 5
+    head = " ".join(long.split()[:5])
+    capped = translate("--model", str(tmp_path / "m"), "--max-source-tokens", "5", input=long)
+    assert capped.exit_code == 0, capped.output
+    assert capped.stdout == translate("--model", str(tmp_path / "m"), head).stdout
+    assert "line 1: 5000 source pieces, truncated to the first 5" in capped.stderr
+    assert translate("--model", str(tmp_path / "m"), "--max-source-tokens", "0", "x").exit_code == 2
+    # the help names the fixed default that the library applies to older checkpoints
+    help_text = " ".join(translate("--help").output.split())
+    assert f"else {DEFAULT_MAX_SOURCE_TOKENS}." in help_text
+
+
+def test_undecodable_bytes_on_stdin_affect_only_their_line(tmp_path: Path):
+    make_checkpoint(tmp_path / "m/best.pt", subword=True)
+    model = str(tmp_path / "m")
+    result = translate("--model", model, input=b"Bonjour.\nCaf\xc3 au lait.\n\nle chat\n\xff")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split("\n")
+    assert len(lines) == 6 and lines[-1] == "" and lines[2] == ""
+    assert result.stderr.splitlines() == [
+        "warning: line 2: bytes that are not UTF-8 replaced with U+FFFD",
+        "warning: line 5: bytes that are not UTF-8 replaced with U+FFFD",
+    ]
+    clean = translate("--model", model, "Bonjour.", "Caf\ufffd au lait.", "", "le chat", "\ufffd")
+    assert clean.stdout == result.stdout and clean.stderr == ""
+
+
+def test_undecodable_arguments_affect_only_their_line(tmp_path: Path):
+    make_checkpoint(tmp_path / "m/best.pt", subword=True)
+    # click hands over argv bytes that are not UTF-8 as surrogate escapes
+    args = ["Bonjour.", os.fsdecode(b"Caf\xc3 au lait."), "le chat"]
+    result = translate("--model", str(tmp_path / "m"), "--beam", "2", *args)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.split("\n")) == 4
+    assert result.stderr == "warning: line 2: bytes that are not UTF-8 replaced with U+FFFD\n"
+
+
+def _read_lines(fd: int, n: int, deadline: float) -> list[str]:
+    """The first ``n`` lines from the pipe ``fd``, or fewer if they have not come by
+    ``deadline`` (read unbuffered: a buffered reader hides what it holds from select)."""
+    data = b""
+    while data.count(b"\n") < n:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break
+        if not (more := os.read(fd, 65536)):
+            break
+        data += more
+    return data.decode().split("\n")[:n]
+
+
+def test_output_of_a_chunk_comes_while_stdin_is_still_open(tmp_path: Path):
+    make_checkpoint(tmp_path / "m/best.pt")
+    texts = [" ".join(SRC_WORDS[: 1 + i % 7]) for i in range(12)]
+    want = translate("--model", str(tmp_path / "m"), *texts).stdout.splitlines()
+    # --batch-size 1: chunks of translate.CHUNK_BATCHES (8) lines
+    cmd = [sys.executable, "-m", "nmt.cli", "translate", "--model", str(tmp_path / "m")]
+    cmd += ["--device", "cpu", "--batch-size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(t + "\n" for t in texts[:9]).encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 120  # start-up (torch) is slow on a loaded machine
+        first = _read_lines(proc.stdout.fileno(), 8, deadline)
+        still_open = proc.poll() is None
+        proc.stdin.write("".join(t + "\n" for t in texts[9:]).encode())
+        proc.stdin.close()
+        rest = _read_lines(proc.stdout.fileno(), 5, time.monotonic() + 120)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 0, stderr
+    assert first == want[:8] and still_open
+    assert rest == [*want[8:], ""]
 
 
 def _profiles(tmp_path):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -20,10 +23,47 @@ def cli() -> None:
     """Neural machine translation: train, evaluate and use seq2seq models."""
 
 
-def _read_lines(texts: tuple[str, ...]) -> list[str]:
+def _inputs(texts: tuple[str, ...]) -> Iterable[str]:
+    """TEXTS, or the lines of standard input, read as bytes and lazily.
+
+    Undecodable bytes reach the translator as surrogate escapes (click's argv does the
+    same), which it replaces with U+FFFD and a warning naming the line.
+    """
     if texts:
-        return list(texts)
-    return [line.rstrip("\r\n") for line in sys.stdin]
+        return texts
+    from nmt.translate import read_lines
+
+    return read_lines(sys.stdin.buffer)
+
+
+class _EchoWarnings(logging.Handler):
+    """Warnings of the library's loggers on stderr, as ``warning: <message>``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    logger = logging.getLogger("nmt")
+    handler = _EchoWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _write_lines(lines: Iterable[str]) -> None:
+    """One line of UTF-8 per item on stdout, flushed as each comes (the input may be a
+    pipe that is still being written to)."""
+    out = sys.stdout.buffer
+    for line in lines:
+        # a translation holds no line break (the normaliser collapses whitespace); the
+        # guard keeps one output line per input line whatever the vocabulary holds
+        line = line.replace("\r", " ").replace("\n", " ")
+        out.write(line.encode("utf-8", "replace") + b"\n")
+        out.flush()
 
 
 @cli.command()
@@ -73,6 +113,14 @@ def _read_lines(texts: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="And at most this many source tokens per batch of hypotheses, padding included.",
 )
+@click.option(
+    "--max-source-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    # 256: nmt.translate.DEFAULT_MAX_SOURCE_TOKENS (not imported here: it brings in torch)
+    help="Truncate longer sources to this many pieces, with a warning. Default: the "
+    "training data's longest source as the checkpoint records it, else 256.",
+)
 def translate(
     checkpoint: Path,
     texts: tuple[str, ...],
@@ -82,26 +130,35 @@ def translate(
     device: str,
     batch_size: int,
     max_tokens: int,
+    max_source_tokens: int | None,
 ) -> None:
     """Translate TEXTS, or standard input (one sentence per line) when none are given.
 
     Input is normalised and tokenised as in training; each translation is printed on its
-    own line, in input order.
+    own line, in input order, one line out per line in. Standard input is read and
+    translated in chunks of several batches, each chunk's lines printed as it finishes.
+    Sources longer than --max-source-tokens are truncated, and bytes that are not UTF-8
+    replaced with U+FFFD, with a warning on stderr naming the line.
     """
+    from tqdm import tqdm
+
     from nmt.translate import Translator  # torch and the model code load only when needed
 
     try:
         dev = resolve_device(device)
-        translator = Translator.from_checkpoint(checkpoint, dev, batch_size, max_tokens)
+        translator = Translator.from_checkpoint(
+            checkpoint, dev, batch_size, max_tokens, max_source_tokens or "train"
+        )
     except (CheckpointError, DeviceError) as err:
         raise click.ClickException(str(err)) from None
-    lines = _read_lines(texts)
     settings = SearchSettings(
         beam_size=beam, length_penalty=length_penalty, max_length_ratio=max_length_ratio
     )
-    progress = sys.stderr.isatty() and len(lines) > batch_size
-    for out in translator.translate(lines, settings, progress=progress):
-        click.echo(out)
+    # a count of lines done, where it does not mix with the translations on a terminal
+    progress = sys.stderr.isatty() and not sys.stdout.isatty()
+    with _warnings_on_stderr():
+        outputs = translator.translate_stream(_inputs(texts), settings)
+        _write_lines(tqdm(outputs, unit="sent", disable=not progress, leave=False))
 
 
 @cli.command()
