@@ -1,3 +1,4 @@
+import io
 import os
 import select
 import shlex
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from nmt.cli import cli
+from nmt.cli import _chunk_size, cli
 from nmt.decoding import SearchSettings
 from nmt.translate import DEFAULT_MAX_SOURCE_TOKENS, Translator
 from test_translate import SRC_WORDS, make_checkpoint
@@ -101,6 +102,27 @@ def test_undecodable_arguments_affect_only_their_line(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert len(result.stdout.split("\n")) == 4
     assert result.stderr == "warning: line 2: bytes that are not UTF-8 replaced with U+FFFD\n"
+
+
+def test_lines_typed_at_a_terminal_are_translated_one_at_a_time(tmp_path: Path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert _chunk_size((), Terminal()) == 1
+    assert _chunk_size(("le chat",), Terminal()) is None
+    assert _chunk_size((), io.StringIO()) is None
+    make_checkpoint(tmp_path / "m/best.pt")
+    chunks = []
+    real = Translator.translate_stream
+
+    def spy(self, texts, settings, normalized=False, chunk_size=None):
+        chunks.append(chunk_size)
+        return real(self, texts, settings, normalized, chunk_size)
+
+    monkeypatch.setattr(Translator, "translate_stream", spy)
+    assert translate("--model", str(tmp_path / "m"), input="le chat\n").exit_code == 0
+    assert chunks == [None]
 
 
 def _read_lines(fd: int, n: int, deadline: float) -> list[str]:

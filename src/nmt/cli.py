@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -34,6 +35,12 @@ def _inputs(texts: tuple[str, ...]) -> Iterable[str]:
     from nmt.translate import read_lines
 
     return read_lines(sys.stdin.buffer)
+
+
+def _chunk_size(texts: tuple[str, ...], stdin: IO[str]) -> int | None:
+    """1 for lines typed at a terminal (each translated as it comes), else None: the
+    translator's chunks of several batches."""
+    return 1 if not texts and stdin.isatty() else None
 
 
 class _EchoWarnings(logging.Handler):
@@ -156,8 +163,9 @@ def translate(
     )
     # a count of lines done, where it does not mix with the translations on a terminal
     progress = sys.stderr.isatty() and not sys.stdout.isatty()
+    chunk_size = _chunk_size(texts, sys.stdin)
     with _warnings_on_stderr():
-        outputs = translator.translate_stream(_inputs(texts), settings)
+        outputs = translator.translate_stream(_inputs(texts), settings, chunk_size=chunk_size)
         _write_lines(tqdm(outputs, unit="sent", disable=not progress, leave=False))
 
 
