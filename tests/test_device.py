@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from nmt.device import DeviceError, autocast, describe, resolve_device, resolve_precision
+from nmt.device import (
+    DeviceError,
+    autocast,
+    cpu_has_bf16,
+    describe,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def test_auto_picks_cuda_only_when_present():
@@ -21,9 +28,21 @@ def test_precision_on_cpu():
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is None
     assert resolve_precision("fp32", cpu) is None
-    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("bf16", cpu, cpu_bf16=lambda: True) is torch.bfloat16
     with pytest.raises(DeviceError, match="unknown precision"):
         resolve_precision("fp8", cpu)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_refused_naming_the_param():
+    cpu = torch.device("cpu")
+    with pytest.raises(DeviceError, match=r"train\.precision is 'bf16' but this CPU .* no bf16"):
+        resolve_precision("bf16", cpu, cpu_bf16=lambda: False)
+    assert resolve_precision("auto", cpu, cpu_bf16=lambda: False) is None  # auto stays fp32
+
+
+def test_cpu_bf16_probe_answers_for_this_machine():
+    expected = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert cpu_has_bf16() is expected
 
 
 def test_autocast_context_changes_matmul_dtype_only_for_bf16():

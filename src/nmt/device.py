@@ -34,17 +34,46 @@ def resolve_device(name: str, cuda_available: Callable[[], bool] | None = None) 
     raise DeviceError(f"unknown device {name!r} (expected auto, cpu or cuda)")
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX tiles).
+
+    Without either, bf16 matmuls fall back to a software path far slower than fp32. Where
+    this torch build cannot tell, the answer is True (nothing is refused on a guess).
+    """
+    probes = [
+        getattr(torch.cpu, name, None)
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    known = [probe for probe in probes if probe is not None]
+    return not known or any(probe() for probe in known)
+
+
+def resolve_precision(
+    name: str,
+    device: torch.device,
+    cpu_bf16: Callable[[], bool] | None = None,
+    param: str = "train.precision",
+) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32.
 
     ``auto``: bf16 autocast on CUDA (when the GPU supports it), fp32 on CPU, where bf16
-    pays only on processors with bf16 instructions; ``bf16`` asks for it on either.
+    pays only on processors with bf16 instructions; ``bf16`` asks for it on either, and is
+    refused on a CPU without bf16 instructions (``cpu_bf16``, default :func:`cpu_has_bf16`)
+    rather than run many times slower than fp32 or silently changed to fp32. ``param``
+    names the setting in errors.
     """
     if name == "fp32":
         return None
     if name == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DeviceError("train.precision is 'bf16' but this GPU does not support bf16")
+            raise DeviceError(f"{param} is 'bf16' but this GPU does not support bf16")
+        if device.type == "cpu" and not (cpu_bf16 or cpu_has_bf16)():
+            capability = torch.backends.cpu.get_cpu_capability()
+            raise DeviceError(
+                f"{param} is 'bf16' but this CPU ({capability}) has no bf16 instructions "
+                "(AVX-512 BF16 or AMX): bf16 would be emulated, many times slower than "
+                f"fp32. Set {param} to fp32 or auto."
+            )
         return torch.bfloat16
     if name == "auto":
         if device.type == "cuda" and torch.cuda.is_bf16_supported():
