@@ -29,6 +29,20 @@ NORMALIZE = NormalizeParams(lowercase=True, punctuation="split")
 CPU = torch.device("cpu")
 
 
+@pytest.fixture
+def searched(monkeypatch) -> list[torch.Tensor]:
+    """The padded source batch of every search the translator runs, in order."""
+    batches: list[torch.Tensor] = []
+    real_search = translate_module.search
+
+    def spy(model, src, lengths, settings, prepared):
+        batches.append(src)
+        return real_search(model, src, lengths, settings, prepared)
+
+    monkeypatch.setattr(translate_module, "search", spy)
+    return batches
+
+
 def _subword(words: list[str]) -> SubwordTokenizer:
     texts = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     params = VocabParams(kind="subword", vocab_size=40)
@@ -121,22 +135,14 @@ def test_batching_never_changes_results(tmp_path):
     ],
 )
 def test_batch_size_and_max_tokens_count_hypotheses(
-    tmp_path, monkeypatch, beam, batch_size, max_tokens, sizes
+    tmp_path, searched, beam, batch_size, max_tokens, sizes
 ):
     make_checkpoint(tmp_path / "best.pt")
     translator = Translator.from_checkpoint(tmp_path / "best.pt", torch.device("cpu"))
-    seen = []
-    real_search = translate_module.search
-
-    def spy(model, src, lengths, settings, prepared):
-        seen.append(src.size(0))
-        return real_search(model, src, lengths, settings, prepared)
-
-    monkeypatch.setattr(translate_module, "search", spy)
     sources = [[5, 6, 7][: 1 + i % 3] for i in range(7)]
     decode_ids(translator.model, sources, SearchSettings(beam_size=beam), torch.device("cpu"),
                batch_size, max_tokens=max_tokens)  # fmt: skip
-    assert seen == sizes
+    assert [src.size(0) for src in searched] == sizes
 
 
 def test_long_input_is_decoded(tmp_path):
@@ -177,17 +183,9 @@ def test_source_cap_is_off_by_default_and_train_takes_the_checkpoints(tmp_path):
             Translator(new.loaded, CPU, max_source_tokens=bad)
 
 
-def test_long_input_is_truncated_with_a_warning_naming_the_line(tmp_path, monkeypatch, caplog):
+def test_long_input_is_truncated_with_a_warning_naming_the_line(tmp_path, searched, caplog):
     make_checkpoint(tmp_path / "best.pt", train_max_src_tokens=20)
     translator = Translator.from_checkpoint(tmp_path, CPU, max_source_tokens="train")
-    widths = []
-    real_search = translate_module.search
-
-    def spy(model, src, lengths, settings, prepared):
-        widths.append(src.size(1))
-        return real_search(model, src, lengths, settings, prepared)
-
-    monkeypatch.setattr(translate_module, "search", spy)
     long = " ".join(["le chat est noir ."] * 1000)  # 5,000 words, 5,000 pieces
     head = " ".join(long.split()[:20])
     settings = SearchSettings(beam_size=2)
@@ -197,7 +195,7 @@ def test_long_input_is_truncated_with_a_warning_naming_the_line(tmp_path, monkey
     elapsed = time.perf_counter() - start
     assert len(out) == 4 and out[2] == ""
     assert out[1] == out[3]  # the first 20 pieces, translated as they are
-    assert max(widths) == 20
+    assert max(src.size(1) for src in searched) == 20
     assert [r.getMessage() for r in caplog.records] == [
         "line 2: 5000 source pieces, truncated to the first 20"
     ]
