@@ -35,12 +35,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from nmt.checkpoint import load_model
 from nmt.config import ModelParams
 from nmt.config.evaluate import EvaluateParams
-from nmt.decoding import SearchSettings, prepare
+from nmt.inference.search import SearchSettings, prepare
+from nmt.inference.translate import decode_ids, length_batches
 from nmt.models import Seq2Seq, build_model
-from nmt.translate import decode_ids, length_batches
+from nmt.training.checkpoint import load_model
 
 CPU = torch.device("cpu")
 EVALUATE = EvaluateParams()  # batched as the evaluate stage decodes by default

@@ -6,7 +6,7 @@
     python benchmarks/bench_long_input.py --max-source-tokens 100000   # (almost) no cap
 
 Each input is one line of N words of French (a paragraph repeated), translated the way
-``nmt translate`` does it (:meth:`nmt.translate.Translator.translate_stream`, the source
+``nmt translate`` does it (:meth:`nmt.inference.translate.Translator.translate_stream`, the source
 cap as the command sets it unless ``--max-source-tokens`` says otherwise). Prints the
 CPU and torch threads, then for each N: the source pieces, those decoded (after the cap),
 the median seconds of ``--rounds`` runs after one untimed warm-up, and milliseconds per
@@ -34,14 +34,14 @@ from pathlib import Path
 import click
 import torch
 
-from nmt.checkpoint import CheckpointError, model_payload, save_checkpoint
 from nmt.config import ModelParams
 from nmt.config.data import NormalizeParams
 from nmt.config.evaluate import EvaluateParams
 from nmt.data.normalize import Normalizer
-from nmt.decoding import SearchSettings
+from nmt.inference.search import SearchSettings
+from nmt.inference.translate import Translator
 from nmt.models import build_model
-from nmt.translate import Translator
+from nmt.training.checkpoint import CheckpointError, model_payload, save_checkpoint
 from nmt.vocab import SPECIALS, WordTokenizer
 
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ Prints target tokens per second (words + ``<eos>``) for
 
 (a) the per-sentence baseline, written the way the classic tutorial trains: one pair per
     optimizer step, the decoder stepped token by token with a loss per token;
-(b) our batched trainer (:func:`nmt.training.train_epoch`) in fp32;
+(b) our batched trainer (:func:`nmt.training.loop.train_epoch`) in fp32;
 (c) the same with bf16 autocast on CPU, with its loss curve beside fp32's;
 
 each against (a), and the fraction of the matmul peak (measured in the same run with a
@@ -46,15 +46,16 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nmt.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
 from nmt.config import ModelParams, TrainParams
 from nmt.config.data import NormalizeParams
+from nmt.data.download import mirror_from_env
 from nmt.data.normalize import Normalizer
-from nmt.decoding import greedy_search, max_output_lengths, prepare
-from nmt.download import mirror_from_env
+from nmt.inference.search import greedy_search, max_output_lengths, prepare
 from nmt.models import Seq2Seq, build_model, count_parameters
-from nmt.optim import build_optimizer, masked_cross_entropy
-from nmt.training import batch_logits, train_epoch
+from nmt.training.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
+from nmt.training.loop import batch_logits, train_epoch
+from nmt.training.losses import masked_cross_entropy
+from nmt.training.optim import build_optimizer
 from nmt.vocab import EOS_ID, SOS_ID, WordTokenizer, build_table_tokens
 
 CPU = torch.device("cpu")

@@ -6,7 +6,7 @@ evaluated on, compares the two models' translations against the same references 
 writes to a metrics JSON, per test set and metric (BLEU, chrF): both scores, their
 difference with a 95% bootstrap interval, and the one-sided p-value of "the candidate
 is no better than the baseline" (``significance_test`` in the JSON says so; see
-:func:`nmt.evaluation.paired_bootstrap`). Identical translations give p = 1.
+:func:`nmt.evaluation.bootstrap.paired_bootstrap`). Identical translations give p = 1.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 
 from nmt.config import ParamsError, load_params
-from nmt.evaluation import EvaluationError, paired_bootstrap, read_translations
+from nmt.evaluation.bootstrap import paired_bootstrap
+from nmt.evaluation.scoring import EvaluationError, read_translations
 from nmt.utils import write_json
 
 DirPath = click.Path(file_okay=False, path_type=Path)

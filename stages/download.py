@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from nmt.archive import ArchiveError
 from nmt.config import ParamsError, load_params
-from nmt.download import DownloadError, download_corpora, mirror_from_env, selected_corpora
+from nmt.data.archive import ArchiveError
+from nmt.data.download import DownloadError, download_corpora, mirror_from_env, selected_corpora
 from nmt.utils import atomic_path
 
 

@@ -14,19 +14,13 @@ from pathlib import Path
 
 import click
 
-from nmt.checkpoint import CheckpointError
 from nmt.config import ParamsError, load_params
 from nmt.device import DeviceError, resolve_device
-from nmt.evaluation import (
-    HELDOUT,
-    EvaluationError,
-    evaluate_model,
-    find_test_sets,
-    read_test_set,
-    search_settings,
-)
-from nmt.heatmap import pick_sentences, write_heatmaps, write_no_attention
-from nmt.translate import Translator
+from nmt.evaluation.evaluate import evaluate_model, search_settings
+from nmt.evaluation.heatmap import pick_sentences, write_heatmaps, write_no_attention
+from nmt.evaluation.scoring import HELDOUT, EvaluationError, find_test_sets, read_test_set
+from nmt.inference.translate import Translator
+from nmt.training.checkpoint import CheckpointError
 from nmt.utils import atomic_path, write_json
 
 DirPath = click.Path(file_okay=False, path_type=Path)

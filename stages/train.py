@@ -19,13 +19,13 @@ import click
 import torch
 from dvclive import Live
 
-from nmt.batching import read_split
-from nmt.checkpoint import CheckpointError, model_payload
 from nmt.config import ParamsError, load_params
 from nmt.data.normalize import Normalizer
 from nmt.device import DeviceError, describe, resolve_device, resolve_precision
 from nmt.models import build_model, count_parameters
-from nmt.training import ValidSet, fit, resume_fingerprint
+from nmt.training.batching import read_split
+from nmt.training.checkpoint import CheckpointError, model_payload
+from nmt.training.loop import ValidSet, fit, resume_fingerprint
 from nmt.utils import set_seed, write_json
 from nmt.vocab import VocabError, load_tokenizers
 

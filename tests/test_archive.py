@@ -1,4 +1,4 @@
-"""nmt.archive: only named members are extracted, safely, and damage is reported."""
+"""nmt.data.archive: only named members are extracted, safely, and damage is reported."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.archive import (
+from nmt.data.archive import (
     ArchiveError,
     MissingMemberError,
     UnsafeMemberError,
@@ -111,7 +111,7 @@ def test_unsafe_entries_beside_real_ones_are_skipped_with_a_warning(
     entries = {"../evil.txt": b"pwned", "d/ok.txt": b"ok", "/tmp/evil.txt": b"pwned"}
     (make_zip if kind == "zip" else make_tgz)(archive, entries)
     out = tmp_path / "a" / "out"
-    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+    with caplog.at_level(logging.WARNING, logger="nmt.data.archive"):
         assert extract_members(archive, ["d/ok.txt"], out) == ["d/ok.txt"]
     assert files_under(tmp_path / "a") == ["out/d/ok.txt"]
     assert not list(tmp_path.rglob("evil*"))
@@ -134,7 +134,7 @@ def test_safe_archives_extract_without_a_warning(
         info = tarfile.TarInfo("./d/a.txt")
         info.size = 1
         tf.addfile(info, io.BytesIO(b"a"))
-    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+    with caplog.at_level(logging.WARNING, logger="nmt.data.archive"):
         extract_members(archive, ["d/a.txt"], tmp_path / "out")
         extract_members(
             make_zip(tmp_path / "m.zip", {"__MACOSX/._a": b"", "a": b"a"}), ["a"], tmp_path / "o"
@@ -162,7 +162,7 @@ def test_many_refused_members_are_counted_not_all_named(
 ) -> None:
     entries = {f"../evil{i}.txt": b"x" for i in range(12)}
     archive = make_zip(tmp_path / "many.zip", {**entries, "ok.txt": b"ok"})
-    warnings = caplog.at_level(logging.WARNING, logger="nmt.archive")
+    warnings = caplog.at_level(logging.WARNING, logger="nmt.data.archive")
     with warnings, pytest.raises(MissingMemberError) as caught:
         extract_members(archive, ["missing.txt"], tmp_path / "out")
     for text in (caplog.records[0].getMessage(), str(caught.value)):

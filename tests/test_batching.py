@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from nmt.batching import (
+from nmt.training.batching import (
     TokenizedPairs,
     collate,
     make_batches,

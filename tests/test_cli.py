@@ -11,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from nmt.cli import _chunk_size, cli
-from nmt.decoding import SearchSettings
-from nmt.translate import DEFAULT_MAX_SOURCE_TOKENS, Translator
+from nmt.inference.search import SearchSettings
+from nmt.inference.translate import DEFAULT_MAX_SOURCE_TOKENS, Translator
 from test_translate import SRC_WORDS, make_checkpoint
 
 

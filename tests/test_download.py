@@ -1,4 +1,4 @@
-"""nmt.download: mirror first, retries, checksums, fast offline errors; no network."""
+"""nmt.data.download: mirror first, retries, checksums, fast offline errors; no network."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import requests
 from urllib3.exceptions import NewConnectionError, ProtocolError
 
 from nmt.config import DataParams, DownloadParams
-from nmt.corpora import Corpus, get_corpus
-from nmt.download import (
+from nmt.data.corpora import Corpus, get_corpus
+from nmt.data.download import (
     MIRROR_ENV,
     ChecksumError,
     DownloadError,
@@ -281,7 +281,7 @@ def test_download_corpora_warns_of_unsafe_members_naming_the_source(
 ) -> None:
     archive = zip_bytes({"set/pairs.txt": b"a\tb\n", "../../evil.txt": b"pwned"})
     out = tmp_path / "raw"
-    with caplog.at_level(logging.WARNING, logger="nmt.archive"):
+    with caplog.at_level(logging.WARNING, logger="nmt.data.archive"):
         manifest = download_corpora(
             [toy_corpus()], out, DownloadParams(), session=FakeSession(response(archive))
         )
@@ -333,7 +333,7 @@ def test_selected_corpora_are_training_then_test_sets() -> None:
 
 
 def test_packaged_corpus_needs_no_network(tmp_path):
-    from nmt.corpora import get_corpus
+    from nmt.data.corpora import get_corpus
 
     corpus = get_corpus("antonyms", "en", "en-x-antonym")
     got = fetch(corpus.url, tmp_path / corpus.archive_name, session=object(), progress=False)

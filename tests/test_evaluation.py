@@ -8,20 +8,22 @@ from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
 
 from nmt.config.evaluate import CompareParams, ComparisonPair, EvaluateParams
-from nmt.evaluation import (
+from nmt.evaluation.bootstrap import (
     BOOTSTRAP_SEED,
+    bootstrap_metric,
+    paired_bootstrap,
+    resample_counts,
+)
+from nmt.evaluation.evaluate import search_settings
+from nmt.evaluation.scoring import (
     HELDOUT,
     EvaluationError,
     bleu_by_length,
-    bootstrap_metric,
     find_test_sets,
     length_bucket,
-    paired_bootstrap,
     read_test_set,
     read_translations,
-    resample_counts,
     score_corpus,
-    search_settings,
     sentence_chrf,
     write_translations,
 )

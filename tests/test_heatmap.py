@@ -1,7 +1,7 @@
 import torch
 
-from nmt.heatmap import pick_sentences, write_heatmaps
-from nmt.translate import AttentionMap
+from nmt.evaluation.heatmap import pick_sentences, write_heatmaps
+from nmt.inference.translate import AttentionMap
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nmt.corpora import get_corpus
+from nmt.data.corpora import get_corpus
 from nmt.data.filters import CODES, KEPT
 from nmt.data.readers import (
     Chunk,

@@ -1,4 +1,4 @@
-from nmt.report import markdown_table, rows_from_exp_show
+from nmt.evaluation.report import markdown_table, rows_from_exp_show
 
 SCORES = {"sentences": 3, "beam": {"bleu": 12.54, "chrf": 40.1}, "greedy": {"bleu": 11.0}}
 

@@ -18,8 +18,8 @@ import yaml
 from click.testing import CliRunner, Result
 from urllib3.exceptions import NewConnectionError
 
-from nmt.corpora import get_corpus
-from nmt.download import MIRROR_ENV, corpus_members, mirror_path
+from nmt.data.corpora import get_corpus
+from nmt.data.download import MIRROR_ENV, corpus_members, mirror_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ["tatoeba", "europarl"]
@@ -157,7 +157,7 @@ def test_offline_without_a_mirror_fails_naming_address_and_variable(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(MIRROR_ENV)
-    monkeypatch.setattr("nmt.download.requests.Session", _OfflineSession)
+    monkeypatch.setattr("nmt.data.download.requests.Session", _OfflineSession)
     url = get_corpus(CORPORA[0], "fr", "en").url
     assert_one_line_error(invoke(), f"cannot reach {url}", MIRROR_ENV)
     assert not (project / "data/raw").exists()
@@ -174,6 +174,6 @@ def test_dvc_yaml_lists_what_the_stage_reads() -> None:
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["download"]
     assert stage["params"] == ["data", "download"]
     deps = set(stage["deps"])
-    assert {"stages/download.py", "src/nmt/download.py", "src/nmt/archive.py"} <= deps
-    assert "src/nmt/corpora.py" in deps
+    assert {"stages/download.py", "src/nmt/data/download.py", "src/nmt/data/archive.py"} <= deps
+    assert "src/nmt/data/corpora.py" in deps
     assert stage["outs"] == ["data/raw"] and "--out data/raw" in stage["cmd"]

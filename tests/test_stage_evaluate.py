@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from nmt.config.evaluate import EvaluateParams
-from nmt.evaluation import write_translations
+from nmt.evaluation.scoring import write_translations
 from test_translate import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

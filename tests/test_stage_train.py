@@ -11,7 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from nmt.checkpoint import load_model
+from nmt.training.checkpoint import load_model
 from nmt.vocab import SPECIALS, WordTokenizer, save_tokenizers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
@@ -82,7 +82,7 @@ def test_stage_resumes_to_train_longer_and_fresh_starts_over(workdir, caplog):
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["train"]["epochs"] = 3
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    caplog.set_level(logging.INFO, logger="nmt.training")
+    caplog.set_level(logging.INFO, logger="nmt.training.loop")
     assert invoke().exit_code == 0
     assert "resuming from models/attention/last.pt after epoch 2" in caplog.text
     curve = (workdir / "metrics/train/attention/plots/metrics/train_loss.tsv").read_text()

@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from nmt.config.train import TeacherForcingParams
-from nmt.teacher_forcing import schedule_factor, teacher_forcing_ratio
+from nmt.training.teacher_forcing import schedule_factor, teacher_forcing_ratio
 
 
 def tf(**kw) -> TeacherForcingParams:

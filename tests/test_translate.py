@@ -6,13 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import nmt.translate as translate_module
-from nmt.checkpoint import load_model, model_payload, save_checkpoint
+import nmt.inference.translate as translate_module
 from nmt.config import ModelParams, VocabParams
 from nmt.config.data import NormalizeParams
-from nmt.decoding import SearchSettings, greedy_search
-from nmt.models import build_model
-from nmt.translate import (
+from nmt.inference.search import SearchSettings, greedy_search
+from nmt.inference.translate import (
     DEFAULT_MAX_SOURCE_TOKENS,
     Translator,
     decode_ids,
@@ -21,6 +19,8 @@ from nmt.translate import (
     read_lines,
     scrub,
 )
+from nmt.models import build_model
+from nmt.training.checkpoint import load_model, model_payload, save_checkpoint
 from nmt.vocab import SPECIALS, UNK_ID, SubwordTokenizer, WordTokenizer, train_sentencepiece
 
 SRC_WORDS = ["le", "chat", "la", "maison", "un", "chien", "est", "noir", "grand", "petit", ".", ","]
@@ -190,7 +190,7 @@ def test_long_input_is_truncated_with_a_warning_naming_the_line(tmp_path, search
     head = " ".join(long.split()[:20])
     settings = SearchSettings(beam_size=2)
     start = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="nmt.translate"):
+    with caplog.at_level(logging.WARNING, logger="nmt.inference.translate"):
         out = translator.translate(["le chat", long, "", head], settings)
     elapsed = time.perf_counter() - start
     assert len(out) == 4 and out[2] == ""
@@ -222,7 +222,7 @@ def test_undecodable_text_affects_only_its_own_line(tmp_path, caplog):
     translator = Translator.from_checkpoint(tmp_path, CPU)
     texts = ["le chat .", "Caf\udcc3 au lait.", "", "\ud800", "la maison"]
     settings = SearchSettings(beam_size=2)
-    with caplog.at_level(logging.WARNING, logger="nmt.translate"):
+    with caplog.at_level(logging.WARNING, logger="nmt.inference.translate"):
         out = translator.translate(texts, settings, first_line=10)
     assert len(out) == len(texts) and out[2] == ""
     assert [r.getMessage() for r in caplog.records] == [
@@ -245,7 +245,7 @@ def test_a_line_that_fails_to_tokenise_is_translated_as_empty(tmp_path, monkeypa
         return real(texts)
 
     monkeypatch.setattr(tokenizer, "encode_batch", fussy)
-    with caplog.at_level(logging.WARNING, logger="nmt.translate"):
+    with caplog.at_level(logging.WARNING, logger="nmt.inference.translate"):
         out = translator.translate(["le chat", "un chien", "la maison"], SearchSettings())
     assert out[1] == "" and out[0] != "" and out[2] != ""
     assert [r.getMessage() for r in caplog.records] == [
@@ -266,7 +266,7 @@ def test_translate_stream_yields_each_chunk_before_reading_the_next(tmp_path, ca
 
     settings = SearchSettings(beam_size=2)
     stream = translator.translate_stream(source(), settings, chunk_size=4)
-    with caplog.at_level(logging.WARNING, logger="nmt.translate"):
+    with caplog.at_level(logging.WARNING, logger="nmt.inference.translate"):
         first = next(stream)
         assert len(read) == 4  # the first chunk only
         rest = list(stream)

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nmt.cli import cli
-from nmt.decoding import SearchSettings
-from nmt.translate import Translator
+from nmt.inference.search import SearchSettings
+from nmt.inference.translate import Translator
 from test_translate import make_checkpoint
 
 CAP = 32  # the checkpoint's longest training source, in pieces

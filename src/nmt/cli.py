@@ -11,10 +11,10 @@ from typing import IO
 
 import click
 
-from nmt.checkpoint import CheckpointError
 from nmt.config.evaluate import EvaluateParams
-from nmt.decoding import SearchSettings
 from nmt.device import DeviceError, resolve_device
+from nmt.inference.search import SearchSettings
+from nmt.training.checkpoint import CheckpointError
 
 EVALUATE = EvaluateParams()  # `nmt translate` decodes as the evaluate stage does by default
 
@@ -32,7 +32,7 @@ def _inputs(texts: tuple[str, ...]) -> Iterable[str]:
     """
     if texts:
         return texts
-    from nmt.translate import read_lines
+    from nmt.inference.translate import read_lines
 
     return read_lines(sys.stdin.buffer)
 
@@ -124,7 +124,7 @@ def _write_lines(lines: Iterable[str]) -> None:
     "--max-source-tokens",
     type=click.IntRange(min=1),
     default=None,
-    # 256: nmt.translate.DEFAULT_MAX_SOURCE_TOKENS (not imported here: it brings in torch)
+    # 256: nmt.inference.translate.DEFAULT_MAX_SOURCE_TOKENS (not imported here: it brings in torch)
     help="Truncate longer sources to this many pieces, with a warning. Default: the "
     "training data's longest source as the checkpoint records it, else 256.",
 )
@@ -149,7 +149,7 @@ def translate(
     """
     from tqdm import tqdm
 
-    from nmt.translate import Translator  # torch and the model code load only when needed
+    from nmt.inference.translate import Translator  # torch and the model code load only when needed
 
     try:
         dev = resolve_device(device)
@@ -174,7 +174,7 @@ def translate(
 @click.option("--all-commits", is_flag=True, help="Experiments of every commit, not HEAD's.")
 def report(repo: str, all_commits: bool) -> None:
     """Print a Markdown table of BLEU/chrF per experiment, model and test set."""
-    from nmt.report import ReportError, exp_show_json, markdown_table, rows_from_exp_show
+    from nmt.evaluation.report import ReportError, exp_show_json, markdown_table, rows_from_exp_show
 
     try:
         rows = rows_from_exp_show(exp_show_json(repo, all_commits))

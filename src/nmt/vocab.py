@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from nmt.config.vocab import VocabParams
+from nmt.specials import EOS, EOS_ID, N_SPECIALS, PAD, PAD_ID, SOS, SOS_ID, SPECIALS, UNK, UNK_ID
 from nmt.utils import write_json
 
 __all__ = [
@@ -59,10 +60,6 @@ __all__ = [
     "vocab_metrics",
 ]
 
-PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
-SPECIALS: tuple[str, ...] = (PAD, SOS, EOS, UNK)
-PAD_ID, SOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-N_SPECIALS = len(SPECIALS)
 
 STATE_VERSION = 1
 BATCH_ROWS = 8192  # parquet rows read at a time while counting, training and measuring

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from nmt.config.base import StrictModel
-from nmt.corpora import UnknownCorpusError, get_corpus
+from nmt.data.corpora import UnknownCorpusError, get_corpus
 
 # ISO 639 code, optionally with a BCP 47 private-use suffix (e.g. en-x-antonym).
 LANG = r"^[a-z]{2,3}(-x-[a-z0-9]{1,8})?$"

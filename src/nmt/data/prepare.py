@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nmt.config.data import DataParams, PrepareParams
-from nmt.corpora import get_corpus
+from nmt.data.corpora import get_corpus
 from nmt.data.filters import CODES, KEPT, REASONS, TEST_SET_REASONS
 from nmt.data.process import SPLITS, ChunkPool, ChunkResult, assign_splits, pair_hash
 from nmt.data.readers import CHUNK_BYTES, Chunk, corpus_chunks

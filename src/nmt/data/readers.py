@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from nmt.corpora import Corpus
+from nmt.data.corpora import Corpus
 from nmt.data.filters import CODES, KEPT
 
 __all__ = [

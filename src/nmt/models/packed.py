@@ -10,7 +10,7 @@ two rows up (4 rows: 93 against 20 us) the packed product is faster. For bf16 th
 product also wins at one row (8,000 x 256: 109 against 50 us).
 
 Search makes these from the model's parameters (:class:`~nmt.models.FoldedStep`,
-:func:`nmt.decoding.prepare`); they are copies: make new ones after the parameters
+:func:`nmt.inference.search.prepare`); they are copies: make new ones after the parameters
 change.
 """
 

@@ -28,9 +28,9 @@ import requests
 from tqdm import tqdm
 from urllib3.exceptions import NewConnectionError
 
-from nmt.archive import commit_file, extract_members
 from nmt.config.data import DataParams, DownloadParams
-from nmt.corpora import NAMES, Corpus, get_corpus
+from nmt.data.archive import commit_file, extract_members
+from nmt.data.corpora import NAMES, Corpus, get_corpus
 from nmt.utils import write_json
 
 __all__ = [

@@ -6,27 +6,27 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.batching import collate, tokenize_pairs
-from nmt.checkpoint import model_payload
 from nmt.config import ModelParams, TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.config.train import LRScheduleParams
 from nmt.models import build_model
-from nmt.optim import (
-    build_optimizer,
-    build_scheduler,
-    load_scheduler_state,
-    masked_cross_entropy,
-    scheduler_state,
-    warmup_factor,
-)
-from nmt.training import (
+from nmt.training.batching import collate, tokenize_pairs
+from nmt.training.checkpoint import model_payload
+from nmt.training.loop import (
     TrainingDiverged,
     ValidSet,
     batch_logits,
     fit,
     rng_state,
     set_rng_state,
+)
+from nmt.training.losses import masked_cross_entropy
+from nmt.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    load_scheduler_state,
+    scheduler_state,
+    warmup_factor,
 )
 from nmt.vocab import PAD_ID, SPECIALS, WordTokenizer
 
@@ -246,7 +246,7 @@ def test_identical_runs_write_byte_identical_checkpoints(tmp_path):
 def test_a_finished_run_is_trained_again_not_resumed(tmp_path, caplog):
     params = train_params(epochs=2)
     first, _ = run(tmp_path, params)
-    caplog.set_level(logging.INFO, logger="nmt.training")
+    caplog.set_level(logging.INFO, logger="nmt.training.loop")
     seen = []
     again, result = run(tmp_path, params, on_epoch=seen.append)
     assert "is a finished run (2 epochs); training from scratch" in caplog.text
@@ -258,7 +258,7 @@ def test_a_finished_run_is_trained_again_not_resumed(tmp_path, caplog):
 
 def test_an_unreadable_last_pt_is_reported_and_training_starts_afresh(tmp_path, caplog):
     (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
-    caplog.set_level(logging.WARNING, logger="nmt.training")
+    caplog.set_level(logging.WARNING, logger="nmt.training.loop")
     _, result = run(tmp_path, train_params(epochs=1))
     assert result.state.epoch == 1
     assert "not a readable checkpoint" in caplog.text and "training from scratch" in caplog.text
@@ -298,8 +298,8 @@ def test_early_stopping_when_the_metric_stalls(tmp_path):
 
 
 def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path):
-    from nmt.checkpoint import load_model
-    from nmt.decoding import greedy_search
+    from nmt.inference.search import greedy_search
+    from nmt.training.checkpoint import load_model
 
     torch.manual_seed(0)
     model = tiny_model(0, embedding_dim=32, hidden_dim=64, dropout=0.0)

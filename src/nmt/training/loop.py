@@ -28,23 +28,23 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from tqdm import tqdm
 
-from nmt.batching import Batch, TokenizedPairs, collate, make_batches
-from nmt.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from nmt.config.train import TrainParams
 from nmt.device import autocast
 from nmt.models import Seq2Seq
-from nmt.optim import (
+from nmt.specials import PAD_ID
+from nmt.training.batching import Batch, TokenizedPairs, collate, make_batches
+from nmt.training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from nmt.training.losses import masked_cross_entropy
+from nmt.training.optim import (
     Scheduler,
     build_optimizer,
     build_scheduler,
     current_lr,
     load_scheduler_state,
-    masked_cross_entropy,
     scheduler_state,
 )
-from nmt.teacher_forcing import teacher_forcing_ratio
+from nmt.training.teacher_forcing import teacher_forcing_ratio
 from nmt.utils import sweep_temporaries
-from nmt.vocab import PAD_ID
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def validate(
     The gap between the two losses is the exposure bias. BLEU is sacrebleu's corpus BLEU of
     the detokenised greedy output against ``valid.refs``.
     """
-    from nmt.decoding import greedy_search, max_output_lengths, prepare
+    from nmt.inference.search import greedy_search, max_output_lengths, prepare
 
     model.eval()
     forced = free = 0.0
@@ -340,7 +340,7 @@ def fit(
     After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
     the early-stopping metric improved and ``out_dir/last.pt`` (with the training state).
     ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
-    see :func:`nmt.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
+    see :func:`nmt.training.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
     whose ``run_id`` matches is continued; its history is replayed through ``on_epoch``
     first, so a logger ends up with the same records as in an uninterrupted run (less the
     timings of the epochs before the interruption, which checkpoints do not keep).

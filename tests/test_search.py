@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nmt.config import ModelParams
-from nmt.decoding import (
+from nmt.inference.search import (
     EOS_ID,
     PAD_ID,
     SOS_ID,

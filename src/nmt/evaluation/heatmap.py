@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, never a window: stages and tests run headle
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from nmt.translate import AttentionMap  # noqa: E402
+from nmt.inference.translate import AttentionMap  # noqa: E402
 
 __all__ = ["pick_sentences", "plot_attention", "write_heatmaps", "write_no_attention"]
 

@@ -33,9 +33,7 @@ from torch import Tensor
 from nmt.models import EncoderOutput, RNNState, SearchStep, Seq2Seq
 from nmt.models.decoder import reorder_state
 from nmt.models.packed import PackedLinear
-
-# The special ids every vocabulary reserves (the same values as nmt.vocab).
-PAD_ID, SOS_ID, EOS_ID = 0, 1, 2
+from nmt.specials import EOS_ID, PAD_ID, SOS_ID
 
 __all__ = [
     "EOS_ID",

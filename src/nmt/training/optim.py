@@ -1,35 +1,17 @@
-"""Optimizers, learning-rate schedules and the masked loss."""
+"""Optimizers and learning-rate schedules."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from nmt.config.train import LRScheduleParams, TrainParams
-from nmt.vocab import PAD_ID
 
 Scheduler = LRScheduler | ReduceLROnPlateau
-
-
-def masked_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Summed cross-entropy over real tokens (padding ignored), computed in fp32.
-
-    logits: (B, T, V) or (N, V); target: (B, T) or (N,), ``PAD_ID`` where there is no
-    token.
-    Returns a scalar: divide by the number of real tokens for the mean.
-    """
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        target.reshape(-1),
-        ignore_index=PAD_ID,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
 
 
 def build_optimizer(model: nn.Module, params: TrainParams) -> Optimizer:

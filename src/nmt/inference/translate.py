@@ -41,9 +41,8 @@ import torch
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from nmt.checkpoint import CheckpointError, LoadedModel, load_model
 from nmt.data.normalize import Normalizer
-from nmt.decoding import (
+from nmt.inference.search import (
     PAD_ID,
     Prepared,
     SearchSettings,
@@ -53,6 +52,7 @@ from nmt.decoding import (
     search,
 )
 from nmt.models import Seq2Seq
+from nmt.training.checkpoint import CheckpointError, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nmt.vocab import EOS_ID, PAD_ID, SOS_ID, Tokenizer
+from nmt.specials import EOS_ID, PAD_ID, SOS_ID
+from nmt.vocab import Tokenizer
 
 ENCODE_CHUNK = 10_000  # sentences handed to encode_batch at a time
 
