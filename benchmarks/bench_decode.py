@@ -4,7 +4,7 @@
     python benchmarks/bench_decode.py --sentences 256 --sequential 32 --threads 2
 
 The model is the trained ``models/attention/best.pt`` when it exists, else a freshly
-built attention model of the default size (``ModelParams()``: 256-d GRU, Bahdanau
+built attention model of the default size (``RNNParams()``: 256-d GRU, Bahdanau
 attention) with 8,000-token vocabularies; the output says which. Sentences are the first
 ``--sentences`` of ``data/prepared/test.parquet`` when it exists (tokenised with the
 checkpoint's tokenizer), else synthetic id sequences of 5-40 tokens. An untrained model
@@ -35,11 +35,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from nmt.config import ModelParams
 from nmt.config.evaluate import EvaluateParams
+from nmt.config.model import RNNParams
 from nmt.inference.search import SearchSettings, prepare
 from nmt.inference.translate import decode_ids, length_batches
-from nmt.models import Seq2Seq, build_model
+from nmt.models import Seq2SeqModel, build_model
 from nmt.training.checkpoint import load_model
 
 CPU = torch.device("cpu")
@@ -47,13 +47,13 @@ EVALUATE = EvaluateParams()  # batched as the evaluate stage decodes by default
 T = TypeVar("T")
 
 
-def _model(checkpoint: Path) -> tuple[Seq2Seq, object | None, str]:
+def _model(checkpoint: Path) -> tuple[Seq2SeqModel, object | None, str]:
     if checkpoint.is_file():
         loaded = load_model(checkpoint, CPU)
         return loaded.model, loaded.src_tokenizer, f"trained checkpoint {checkpoint}"
     torch.manual_seed(0)
-    model = build_model(ModelParams(), 8000, 8000).eval()
-    return model, None, "freshly built ModelParams() attention model (untrained, 8000/8000 vocab)"
+    model = build_model(RNNParams(), 8000, 8000).eval()
+    return model, None, "freshly built RNNParams() attention model (untrained, 8000/8000 vocab)"
 
 
 def _sentences(test: Path, tokenizer: object | None, n: int) -> tuple[list[list[int]], str]:
@@ -75,7 +75,7 @@ def _timed(fn: Callable[[], T]) -> tuple[float, T]:
 
 
 def _interleaved(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     ids: list[list[int]],
     settings: SearchSettings,
     batch_size: int,

@@ -34,9 +34,9 @@ from pathlib import Path
 import click
 import torch
 
-from nmt.config import ModelParams
 from nmt.config.data import NormalizeParams
 from nmt.config.evaluate import EvaluateParams
+from nmt.config.model import RNNParams
 from nmt.data.normalize import Normalizer
 from nmt.inference.search import SearchSettings
 from nmt.inference.translate import Translator
@@ -79,7 +79,7 @@ def tiny_checkpoint(folder: Path) -> Path:
     words = sorted(set(Normalizer(normalize)(TEXT).split()))
     src, tgt = WordTokenizer([*SPECIALS, *words]), WordTokenizer([*SPECIALS, *words])
     torch.manual_seed(0)
-    params = ModelParams(attention="bahdanau", embedding_dim=32, hidden_dim=32, dropout=0.0)
+    params = RNNParams(attention="bahdanau", embedding_dim=32, hidden_dim=32, dropout=0.0)
     model = build_model(params, len(src), len(tgt))
     payload = model_payload(model, src, tgt, normalize, "fr", "en")
     payload["train_max_src_tokens"] = TINY_CAP  # as the train stage records it

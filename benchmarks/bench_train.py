@@ -46,12 +46,13 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nmt.config import ModelParams, TrainParams
+from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
+from nmt.config.model import RNNParams
 from nmt.data.download import mirror_from_env
 from nmt.data.normalize import Normalizer
 from nmt.inference.search import greedy_search, max_output_lengths, prepare
-from nmt.models import Seq2Seq, build_model, count_parameters
+from nmt.models import Seq2SeqModel, build_model, count_parameters
 from nmt.training.batching import TokenizedPairs, collate, make_batches, tokenize_pairs
 from nmt.training.loop import batch_logits, train_epoch
 from nmt.training.losses import masked_cross_entropy
@@ -66,7 +67,7 @@ TUTORIAL = NormalizeParams(
     lowercase=True, ascii_fold=True, letters_only=True, punctuation="split",
     punctuation_chars=".!?",
 )  # fmt: skip
-MODEL = ModelParams(
+MODEL = RNNParams(
     embedding_dim=256, hidden_dim=256, bidirectional=False, dropout=0.0, attention="bahdanau"
 )
 
@@ -133,7 +134,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def fresh_model(data: Data, seed: int = 0) -> Seq2Seq:
+def fresh_model(data: Data, seed: int = 0) -> Seq2SeqModel:
     torch.manual_seed(seed)
     return build_model(MODEL, len(data.src_tok), len(data.tgt_tok))
 
@@ -170,7 +171,7 @@ def per_sentence_baseline(data: Data, seconds: float) -> tuple[float, int]:
     return tokens / (time.perf_counter() - start), done
 
 
-def flops_per_token(model: Seq2Seq, data: Data, batches: list[np.ndarray]) -> float:
+def flops_per_token(model: Seq2SeqModel, data: Data, batches: list[np.ndarray]) -> float:
     """Model FLOPs (forward + backward, as counted by torch) per target token."""
     flops = tokens = 0
     for idx in batches:
@@ -230,7 +231,7 @@ def profile_table(data: Data, batches: list[np.ndarray], dtype: torch.dtype | No
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
 
 
-def greedy_bleu(model: Seq2Seq, data: Data, batch_size: int = 200) -> float:
+def greedy_bleu(model: Seq2SeqModel, data: Data, batch_size: int = 200) -> float:
     model.eval()
     hyps = [""] * len(data.held_out)
     order = make_batches(

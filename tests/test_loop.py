@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.config import ModelParams, TrainParams
+from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
+from nmt.config.model import RNNParams
 from nmt.config.train import LRScheduleParams
 from nmt.models import build_model
 from nmt.training.batching import collate, tokenize_pairs
@@ -52,7 +53,7 @@ def data(n_train: int = 300, n_valid: int = 40, **kw):
 
 def tiny_model(seed: int = 0, **kw):
     torch.manual_seed(seed)
-    params = ModelParams(**{"embedding_dim": 16, "hidden_dim": 24, "dropout": 0.1, **kw})
+    params = RNNParams(**{"embedding_dim": 16, "hidden_dim": 24, "dropout": 0.1, **kw})
     return build_model(params, len(DIGITS), len(DIGITS))
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nmt.config import ModelParams
+from nmt.config.model import RNNParams
 from nmt.models import build_model, count_parameters
 from nmt.models.attention import masked_softmax
 
@@ -12,7 +12,7 @@ SRC_V, TGT_V = 30, 40
 
 def tiny(attention: str = "bahdanau", cell: str = "gru", **kw) -> torch.nn.Module:
     torch.manual_seed(0)
-    params = ModelParams(
+    params = RNNParams(
         attention=attention, cell=cell, embedding_dim=16, hidden_dim=12, dropout=0.0, **kw
     )
     return build_model(params, SRC_V, TGT_V).eval()

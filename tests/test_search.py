@@ -1,17 +1,13 @@
 import itertools
-import math
 
 import pytest
 import torch
 
-from nmt.config import ModelParams
+from nmt.config.model import RNNParams, TransformerParams
 from nmt.inference.search import (
     EOS_ID,
-    PAD_ID,
     SOS_ID,
     SearchSettings,
-    ShortlistArgmax,
-    _argmax,
     beam_search,
     greedy_search,
     length_penalty,
@@ -25,10 +21,17 @@ SRC_V, TGT_V = 30, 25
 
 
 def tiny(attention: str = "bahdanau", cell: str = "gru", seed: int = 0) -> torch.nn.Module:
+    """A small untrained model; attention ``transformer`` gives the Transformer."""
     torch.manual_seed(seed)
-    params = ModelParams(
-        attention=attention, cell=cell, embedding_dim=16, hidden_dim=12, dropout=0.0
-    )
+    if attention == "transformer":
+        params = TransformerParams(
+            arch="transformer", model_dim=16, heads=2, ff_dim=24, encoder_layers=2,
+            decoder_layers=2, dropout=0.0,
+        )  # fmt: skip
+    else:
+        params = RNNParams(
+            attention=attention, cell=cell, embedding_dim=16, hidden_dim=12, dropout=0.0
+        )
     return build_model(params, SRC_V, TGT_V).eval()
 
 
@@ -63,8 +66,11 @@ def eos_biased(model, bias: float) -> None:
     model.generator.bias = torch.nn.Parameter(shift)
 
 
-@pytest.mark.parametrize("attention", ["none", "bahdanau", "general"])
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize(
+    ("attention", "cell"),
+    [(a, c) for a in ("none", "bahdanau", "general") for c in ("gru", "lstm")]
+    + [("transformer", "-")],
+)
 def test_greedy_batched_equals_one_at_a_time(attention, cell):
     model = tiny(attention, cell)
     src, lengths = batch()
@@ -93,8 +99,9 @@ def test_greedy_stops_when_all_rows_end():
     assert greedy_search(model, src, lengths, max_len=50) == [[], [], [], []]
 
 
-def test_greedy_returns_attention_per_output_token():
-    model = tiny("bahdanau")
+@pytest.mark.parametrize("attention", ["bahdanau", "transformer"])
+def test_greedy_returns_attention_per_output_token(attention):
+    model = tiny(attention)
     src, lengths = batch()
     hyps, attn = greedy_search(model, src, lengths, max_len=8, return_attention=True)
     for i, n in enumerate(lengths.tolist()):
@@ -107,7 +114,7 @@ def test_greedy_returns_attention_per_output_token():
     assert none is None and len(hyps2) == 4
 
 
-@pytest.mark.parametrize("attention", ["none", "bahdanau", "dot"])
+@pytest.mark.parametrize("attention", ["none", "bahdanau", "dot", "transformer"])
 def test_beam_size_one_is_greedy(attention):
     for seed in range(3):
         model = tiny(attention, seed=seed)
@@ -137,7 +144,7 @@ def test_wide_beam_is_exact_search(alpha, seed):
     # Four proposable tokens besides <eos> and a cap of 3: 1 + 4 + 16 hypotheses end in
     # <eos>, 64 hit the cap. A beam of 80 keeps them all: it must find the brute-force best.
     torch.manual_seed(seed)
-    params = ModelParams(attention="bahdanau", embedding_dim=8, hidden_dim=6, dropout=0.0)
+    params = RNNParams(attention="bahdanau", embedding_dim=8, hidden_dim=6, dropout=0.0)
     model = build_model(params, SRC_V, 7).eval()
     with torch.no_grad():
         model.generator.weight.mul_(6)  # confident: paths differ a lot
@@ -199,85 +206,23 @@ def test_search_dispatches_and_runs_long_inputs():
     assert search(model, src, lengths, SearchSettings(beam_size=2, max_length_ratio=0.02))
 
 
-def fp32_argmax(x, weight):
-    logits = x @ weight.t()
-    logits[:, PAD_ID] = -math.inf
-    logits[:, SOS_ID] = -math.inf
-    return logits.argmax(-1)
-
-
-@pytest.mark.parametrize("vocab", [500, 1000, 1024])  # 8 blocks of 64 (one stage), 16
-def test_shortlist_argmax_equals_the_fp32_argmax(vocab):
-    g = torch.Generator().manual_seed(0)
-    weight = torch.randn(vocab, 32, generator=g) * 0.3
-    x = torch.tanh(torch.randn(300, 32, generator=g) * 2)
-    argmax = ShortlistArgmax(weight)
-    assert torch.equal(argmax(x), fp32_argmax(x, weight))
-    # <pad> and <sos> never win, even with the largest logits
-    weight[PAD_ID] = weight[SOS_ID] = 10 * x.sign().mean(0)
-    assert not set(ShortlistArgmax(weight)(x).tolist()) & {PAD_ID, SOS_ID}
-
-
-@pytest.mark.parametrize(("vocab", "block"), [(1000, 64), (1000, 16), (300, 64)])
-def test_shortlist_candidates_are_the_top_k(vocab, block):
-    g = torch.Generator().manual_seed(2)
-    argmax = ShortlistArgmax(torch.randn(vocab, 8, generator=g), k=8, block=block)
-    approx = torch.randn(40, argmax.low.weight.size(0), generator=g)
-    assert len(approx) >= argmax.TWO_STAGE_ROWS  # so the candidates come in two stages
-    approx[:3, 128:140] += 10  # rows whose largest logits share one or two blocks
-    approx[3, :] = 1.0  # and one of ties only
-    top, cand = argmax._candidates(approx)
-    assert torch.equal(top, approx.topk(8, dim=-1).values)
-    assert torch.equal(approx.gather(1, cand), top)
-
-
-def test_shortlist_argmax_falls_back_when_bf16_cannot_decide():
-    g = torch.Generator().manual_seed(1)
-    # every row of W nearly the same: the logits differ by less than the bf16 error
-    weight = torch.randn(1, 32, generator=g) + 1e-4 * torch.randn(200, 32, generator=g)
-    x = torch.tanh(torch.randn(50, 32, generator=g))
-    argmax = ShortlistArgmax(weight)
-    assert torch.equal(argmax(x), fp32_argmax(x, weight))
-    assert argmax.fallback_rows == 50
-
-
-@pytest.mark.parametrize("attention", ["none", "bahdanau"])
-def test_greedy_with_shortlist_equals_plain_greedy(attention):
-    model = tiny(attention)
-    src, lengths = batch()
-    plain = greedy_search(model, src, lengths, max_len=12, shortlist=False)
-    assert greedy_search(model, src, lengths, max_len=12, shortlist=True) == plain
-
-
 def test_search_follows_in_place_parameter_updates():
     # Optimizers update parameters in place (fused Adam without bumping their version):
     # nothing made from the parameters may outlive a search.
     torch.manual_seed(0)
-    params = ModelParams(embedding_dim=16, hidden_dim=12, dropout=0.0)
-    model = build_model(params, SRC_V, 100).eval()  # big enough for a shortlist
+    params = RNNParams(embedding_dim=16, hidden_dim=12, dropout=0.0)
+    model = build_model(params, SRC_V, 100).eval()
     src, lengths = batch()
-    before = greedy_search(model, src, lengths, max_len=6, shortlist=True)
-    assert before == greedy_search(model, src, lengths, max_len=6, shortlist=False)
+    before = greedy_search(model, src, lengths, max_len=6)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.5, fused=True)
     model.train()
     model(src, lengths, torch.randint(3, 100, (4, 5))).sum().backward()
     optimizer.step()
     model.eval()
-    after = greedy_search(model, src, lengths, max_len=6, shortlist=False)
+    after = greedy_search(model, src, lengths, max_len=6)
     assert after != before
-    assert greedy_search(model, src, lengths, max_len=6, shortlist=True) == after
-    assert search(model, src, lengths, SearchSettings(shortlist=True)) == greedy_search(
-        model, src, lengths, max_output_lengths(lengths, 2.0, 10), shortlist=False
+    assert after == [greedy_by_hand(model, src[i : i + 1], lengths[i : i + 1], 6) for i in range(4)]
+    assert search(model, src, lengths, SearchSettings()) == greedy_search(
+        model, src, lengths, max_output_lengths(lengths, 2.0, 10)
     )
     assert greedy_search(model, src, lengths, 6, prepared=prepare(model)) == after
-
-
-@pytest.mark.parametrize(("rows", "vocab"), [(1, 500), (8, 640), (40, 1000), (40, 50)])
-def test_two_stage_argmax_is_argmax(rows, vocab):
-    g = torch.Generator().manual_seed(5)
-    logits = torch.randint(-3, 4, (rows, vocab), generator=g).float()  # many ties
-    logits[0, :] = -math.inf  # a row without a finite logit
-    logits[-1, vocab - 1] = 10.0  # a maximum in the last (short) block
-    assert torch.equal(_argmax(logits), logits.argmax(dim=-1))
-    spread = torch.randn(rows, vocab, generator=g)
-    assert torch.equal(_argmax(spread), spread.argmax(dim=-1))

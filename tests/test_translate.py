@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import nmt.inference.translate as translate_module
-from nmt.config import ModelParams, VocabParams
+from nmt.config import VocabParams
 from nmt.config.data import NormalizeParams
+from nmt.config.model import RNNParams
 from nmt.inference.search import SearchSettings, greedy_search
 from nmt.inference.translate import (
     DEFAULT_MAX_SOURCE_TOKENS,
@@ -64,7 +65,7 @@ def make_checkpoint(
     else:
         src_tok = WordTokenizer([*SPECIALS, *SRC_WORDS])
         tgt_tok = WordTokenizer([*SPECIALS, *TGT_WORDS])
-    params = ModelParams(attention=attention, embedding_dim=16, hidden_dim=12, dropout=0.0)
+    params = RNNParams(attention=attention, embedding_dim=16, hidden_dim=12, dropout=0.0)
     model = build_model(params, len(src_tok), len(tgt_tok))
     payload = model_payload(model, src_tok, tgt_tok, NORMALIZE, "fr", "en")
     if train_max_src_tokens is not None:

@@ -2,7 +2,7 @@
 
 Both work on whole batches: greedy search advances every sentence one token per step;
 beam search keeps ``beam_size`` hypotheses per sentence as ``B * K`` rows of one batch,
-reordered after each step with :meth:`~nmt.models.Seq2Seq.reorder`. Sentences that are
+reordered after each step with :meth:`~nmt.models.base.Seq2SeqModel.reorder`. Sentences that are
 finished drop out of the batch, so a long sentence never makes short ones pay.
 
 Outputs are lists of token ids without ``<sos>``, ``<eos>`` or padding (the search never
@@ -22,17 +22,16 @@ The model must be in eval mode (dropout off); every function runs under
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from nmt.models import EncoderOutput, RNNState, SearchStep, Seq2Seq
-from nmt.models.decoder import reorder_state
-from nmt.models.packed import PackedLinear
+from nmt.models import Memory, SearchStep, Seq2SeqModel, State
+from nmt.models.kernels import argmax as kernel_argmax
+from nmt.models.kernels import search_step
 from nmt.specials import EOS_ID, PAD_ID, SOS_ID
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "SOS_ID",
     "Prepared",
     "SearchSettings",
-    "ShortlistArgmax",
     "beam_search",
     "greedy_search",
     "length_penalty",
@@ -53,14 +51,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How to search. ``beam_size`` 1 is greedy search; ``shortlist``: see
-    :func:`greedy_search`."""
+    """How to search. ``beam_size`` 1 is greedy search."""
 
     beam_size: int = 1
     length_penalty: float = 1.0
     max_length_ratio: float = 2.0
     max_length_extra: int = 10
-    shortlist: bool | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -114,24 +110,6 @@ def _forbid_specials(logits: Tensor) -> Tensor:
     return logits
 
 
-def _argmax(logits: Tensor, block: int = 64) -> Tensor:
-    """logits: (N, V) -> (N,) the index of each row's first largest value, as
-    ``logits.argmax(-1)``. On a CPU, for 8 rows or more, in two stages: the first block of
-    ``block`` columns holding the row's maximum, then the first maximum in that block.
-    Measured for 128 x 8,000 fp32: 767 us for ``argmax``, 130 us in two stages."""
-    n, v = logits.shape
-    if logits.device.type != "cpu" or n < 8 or v <= block:
-        return logits.argmax(dim=-1)
-    whole = v // block * block
-    maxima = logits[:, :whole].view(n, -1, block).amax(-1)
-    if whole < v:  # the last columns are one more block
-        maxima = torch.cat([maxima, logits[:, whole:].amax(-1, keepdim=True)], dim=1)
-    first = maxima.argmax(dim=-1) * block  # (N,) the first column of the block
-    # a short last block repeats its last column: a later copy never comes first
-    cols = (first.unsqueeze(1) + torch.arange(block, device=logits.device)).clamp_(max=v - 1)
-    return first + logits.gather(1, cols).argmax(dim=-1)
-
-
 def _cut(row: list[int]) -> list[int]:
     """Token ids up to (without) the first ``<eos>`` or padding."""
     for i, tok in enumerate(row):
@@ -140,135 +118,31 @@ def _cut(row: list[int]) -> list[int]:
     return row
 
 
-class ShortlistArgmax:
-    """The argmax of the generator's fp32 logits ``x @ W^T``, found through bf16 ones.
-
-    On a CPU with bf16 matmul instructions (AVX-512 BF16, AMX) the bf16 product runs
-    about twice as fast as the fp32 one (both packed; 128 x 256 x 8,000: 0.65 ms in
-    bf16), and it is the largest product of a greedy step. The ``k``
-    largest bf16 logits are the candidates; their fp32 logits are computed exactly, and the
-    best is kept when it is certain: a bf16 logit (inputs rounded to 8 significant bits,
-    products summed in fp32, the sum rounded to bf16) differs from the fp32 one by less
-    than ``2**-6 * sum_i |x_i| |W_ji|``, bounded per row by ``E = 2**-6 * min(max|x| *
-    max_j ||W_j||_1, ||x||_2 * max_j ||W_j||_2)``. So when the best candidate's fp32 logit
-    exceeds every other bf16 logit by more than E, no other token can beat it. Rows where
-    that fails get the full fp32 logits. The result is the fp32 argmax (up to rounding
-    ties).
-
-    For ``TWO_STAGE_ROWS`` rows or more the candidates come in two stages, as ``topk`` over
-    whole rows is slow on the CPU: the ``k`` blocks of ``block`` tokens with the largest
-    maxima hold the ``k`` largest logits (their maxima are ``k`` logits at least as large
-    as any outside them), and the top ``k`` of those blocks' logits are the candidates.
-    For fewer rows one ``topk`` costs less than the stages' extra calls.
-
-    ``<pad>`` and ``<sos>`` are never chosen, as in :func:`_forbid_specials`.
-    """
-
-    TWO_STAGE_ROWS = 8
-
-    def __init__(self, weight: Tensor, k: int = 8, block: int = 64) -> None:
-        self.weight = weight.detach().float().clone()  # (V, E), as it is now
-        v, e = self.weight.shape
-        self.vocab, self.block = v, block
-        padded = -(-v // block) * block  # whole blocks: the extra logits are set to -inf
-        low = self.weight.new_zeros(padded, e, dtype=torch.bfloat16)
-        low[:v] = self.weight
-        self.low = PackedLinear(low, min_rows=1)
-        self.k = min(k, v - 2)
-        self.offsets = torch.arange(block, device=weight.device)
-        self.l1 = float(self.weight.abs().sum(1).max())
-        self.l2 = float(self.weight.norm(dim=1).max())
-        self.fallback_rows = 0  # rows that needed the full fp32 logits
-
-    @staticmethod
-    def available(model: Seq2Seq, device: torch.device) -> bool:
-        """True on a CPU with fast bf16 matmuls, outside autocast, for a model big enough
-        whose generator has no bias."""
-        if device.type != "cpu" or torch.is_autocast_enabled("cpu"):
-            return False
-        if model.generator.bias is not None:
-            return False
-        return model.generator.weight.size(0) > 64 and _cpu_has_bf16()
-
-    def _candidates(self, approx: Tensor) -> tuple[Tensor, Tensor]:
-        """approx (N, V') -> the top k: values and token ids (N, k), largest first."""
-        n, k, b = approx.size(0), self.k, self.block
-        blocks = approx.size(1) // b
-        if blocks <= k or n < self.TWO_STAGE_ROWS:
-            return approx.topk(k, dim=-1)
-        block_ids = approx.view(n, blocks, b).amax(-1).topk(k, dim=-1).indices
-        cols = (block_ids.unsqueeze(-1) * b + self.offsets).view(n, k * b)
-        top, pick = approx.gather(1, cols).topk(k, dim=-1)
-        return top, cols.gather(1, pick)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """x: (N, E) fp32 readout -> (N,) token ids."""
-        approx = self.low(x.to(torch.bfloat16)).float()  # (N, V')
-        _forbid_specials(approx)[:, self.vocab :] = -math.inf
-        top, cand = self._candidates(approx)  # (N, k)
-        w_cand = self.weight.index_select(0, cand.view(-1)).view(*cand.shape, -1)  # (N, k, E)
-        exact = (w_cand * x.unsqueeze(1)).sum(-1)  # (N, k): faster than N small bmm's
-        best, pick = exact.max(dim=-1)
-        tokens = cand.gather(1, pick.unsqueeze(1)).squeeze(1)
-        bound = torch.minimum(x.abs().amax(-1) * self.l1, x.norm(dim=-1) * self.l2) * 2**-6
-        unsure = ~(best > top[:, -1] + bound)
-        if bool(unsure.any()):
-            rows = unsure.nonzero().squeeze(1)
-            full = _forbid_specials(torch.mm(x[rows], self.weight.t()))
-            tokens[rows] = _argmax(full)
-            self.fallback_rows += len(rows)
-        return tokens
-
-
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (read from /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 @dataclass(frozen=True)
 class Prepared:
     """What search makes once from a model's parameters and uses for every batch: the
-    search step (:meth:`~nmt.models.SearchStep.of`), the generator's product (a
-    :class:`~nmt.models.packed.PackedLinear`) and greedy search's bf16 shortlist (or
-    None). Valid while the parameters do not change: make a new one after they do
-    (optimizers update them in place, fused Adam without a trace).
+    search step and the argmax (:mod:`nmt.models.kernels` chooses them). Valid while the
+    parameters do not change: make a new one after they do (optimizers update them in
+    place, fused Adam without a trace).
     """
 
     step: SearchStep
-    generator: PackedLinear
-    argmax: ShortlistArgmax | None
+    argmax: Callable[[Tensor], Tensor]
 
 
-def prepare(model: Seq2Seq, settings: SearchSettings | None = None) -> Prepared:
-    """:class:`Prepared` for searching ``model`` with ``settings``; make it in the autocast
-    context that the search runs in (the folded step and the shortlist are fp32 only)."""
-    settings = settings or SearchSettings()
-    device = model.generator.weight.device
-    shortlist = settings.shortlist
-    if settings.beam_size > 1:
-        shortlist = False
-    elif shortlist is None:
-        shortlist = ShortlistArgmax.available(model, device)
-    return Prepared(
-        step=SearchStep.of(model),
-        generator=PackedLinear(model.generator.weight, model.generator.bias),
-        argmax=ShortlistArgmax(model.generator.weight) if shortlist else None,
-    )
+def prepare(model: Seq2SeqModel) -> Prepared:
+    """:class:`Prepared` for searching ``model``; make it in the autocast context that the
+    search runs in (some fast steps are fp32 only)."""
+    return Prepared(step=search_step(model), argmax=kernel_argmax(model))
 
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
     max_len: int | Tensor,
     return_attention: bool = False,
-    shortlist: bool | None = None,
     prepared: Prepared | None = None,
 ) -> list[list[int]] | tuple[list[list[int]], list[Tensor] | None]:
     """Pick the most probable token at each step, for a whole batch at once.
@@ -282,12 +156,11 @@ def greedy_search(
     token plus one for ``<eos>`` when it was produced -- or None for a model without
     attention.
 
-    ``shortlist``: find each step's argmax with :class:`ShortlistArgmax` (None: where it
-    is :meth:`~ShortlistArgmax.available`). ``prepared``: from :func:`prepare` for this
-    model, to share between batches; made here (with ``shortlist``) when None.
+    ``prepared``: from :func:`prepare` for this model, to share between batches; made here
+    when None.
     """
     if prepared is None:
-        prepared = prepare(model, SearchSettings(shortlist=shortlist))
+        prepared = prepare(model)
     b = src.size(0)
     limits = _limits(max_len, src_lengths)
     if b == 0 or int(limits.max()) == 0:
@@ -295,23 +168,20 @@ def greedy_search(
         if not return_attention:
             return hyps
         empty = [torch.zeros(0, int(n)) for n in src_lengths.cpu()]
-        return hyps, (empty if _has_attention(model) else None)
+        return hyps, (empty if model.has_attention else None)
     step, argmax = prepared.step, prepared.argmax
     enc, state = _start(step, src, src_lengths)
     device, steps = src.device, int(limits.max())
     tokens = torch.full((b, steps), PAD_ID, dtype=torch.long, device=device)
-    want_attn = return_attention and _has_attention(model)
+    want_attn = return_attention and model.has_attention
     weights = torch.zeros(b, steps, src.size(1), device=device) if want_attn else None
     rows = torch.arange(b, device=device)  # the batch row of each row still decoding
     limits_d = limits.to(device)
     prev = torch.full((b,), SOS_ID, dtype=torch.long, device=device)
     finished = limits_d <= 0
     for t in range(steps):
-        out, state, attn = step(prev, state, enc)
-        if argmax is not None:
-            nxt = argmax(out)
-        else:
-            nxt = _argmax(_forbid_specials(prepared.generator(out)))
+        logits, state, attn = step(prev, state, enc)
+        nxt = argmax(_forbid_specials(logits))
         nxt = nxt.masked_fill(finished, PAD_ID)
         tokens[rows, t] = nxt
         if weights is not None and attn is not None:
@@ -340,28 +210,24 @@ def greedy_search(
     return hyps, per_row
 
 
-def _has_attention(model: Seq2Seq) -> bool:
-    return model.params.attention != "none"
-
-
 @dataclass
 class _Beams:
     """The live part of a beam search over the n sentences still searching.
 
-    prepared: the model's search step and generator; state/enc: n*K rows; scores: (n, K) cumulative
+    prepared: the model's search step and argmax; state/enc: n*K rows; scores: (n, K) cumulative
     log-probabilities (-inf: an empty slot); seqs: (n*K, t) tokens so far; prev: (n*K,)
     last tokens; active: the original batch index of each of the n sentences.
     """
 
     prepared: Prepared
-    state: RNNState
-    enc: EncoderOutput
+    state: State
+    enc: Memory
     scores: Tensor
     seqs: Tensor
     prev: Tensor
     active: list[int]
 
-    def keep(self, model: Seq2Seq, keep_j: list[int], k: int) -> None:
+    def keep(self, model: Seq2SeqModel, keep_j: list[int], k: int) -> None:
         """Keep only sentences ``keep_j`` (positions among the n), all K rows of each."""
         keep = torch.tensor(keep_j, device=self.scores.device)
         rows = (keep[:, None] * k + torch.arange(k, device=keep.device)).view(-1)
@@ -376,7 +242,7 @@ Finished = list[list[tuple[float, list[int]]]]  # per sentence: (normalised scor
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
     max_len: int | Tensor,
@@ -405,7 +271,7 @@ def beam_search(
     if b == 0 or max(limits) == 0:
         return [[] for _ in range(b)]
     device = src.device
-    prepared = prepared or prepare(model, SearchSettings(beam_size=beam_size))
+    prepared = prepared or prepare(model)
     enc, state = _start(prepared.step, src, src_lengths)
     state, enc = model.reorder(state, enc, torch.arange(b, device=device).repeat_interleave(k))
     scores = torch.full((b, k), -math.inf, device=device)
@@ -422,7 +288,7 @@ def beam_search(
     if any(cap == 0 for cap in limits):
         beams.keep(model, [j for j, cap in enumerate(limits) if cap > 0], k)
     for t in range(max(limits)):
-        _step(beams, finished, k, t, alpha)
+        _step(model, beams, finished, k, t, alpha)
         alive = beams.scores.isfinite().any(dim=1).tolist()
         done = [
             j
@@ -439,10 +305,11 @@ def beam_search(
     return [max(f, key=lambda h: h[0])[1] if f else [] for f in finished]
 
 
-def _step(beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> None:
+def _step(
+    model: Seq2SeqModel, beams: _Beams, finished: Finished, k: int, t: int, alpha: float
+) -> None:
     """Advance every live hypothesis by one token; finish those that chose ``<eos>``."""
-    out, state, _ = beams.prepared.step(beams.prev, beams.state, beams.enc)
-    logits = beams.prepared.generator(out)
+    logits, state, _ = beams.prepared.step(beams.prev, beams.state, beams.enc)
     n, v = len(beams.active), logits.size(-1)
     logp = torch.log_softmax(_forbid_specials(logits.float()), dim=-1).view(n, k, v)
     cand = (beams.scores.unsqueeze(-1) + logp).view(n, k * v)
@@ -457,7 +324,7 @@ def _step(beams: _Beams, finished: Finished, k: int, t: int, alpha: float) -> No
     beams.seqs = torch.cat([beams.seqs.index_select(0, rows), token.view(-1, 1)], dim=1)
     # A row moves only among its sentence's K rows, which share one encoder output: the
     # state follows, the encoder output stays.
-    beams.state = reorder_state(state, rows)
+    beams.state = model.reorder_state(state, rows)
     beams.scores, beams.prev = alive_scores, token.view(-1)
 
 
@@ -501,7 +368,7 @@ def _finish_live(beams: _Beams, finished: Finished, done: list[int], k: int, alp
 
 
 def search(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
     settings: SearchSettings,
@@ -509,9 +376,8 @@ def search(
 ) -> list[list[int]]:
     """Greedy (beam size 1) or beam search with ``settings``; src: (B, S), src_lengths: (B,).
 
-    ``prepared``: ``prepare(model, settings)``, to share between batches (made here when
-    None)."""
-    prepared = prepared or prepare(model, settings)
+    ``prepared``: ``prepare(model)``, to share between batches (made here when None)."""
+    prepared = prepared or prepare(model)
     limits = max_output_lengths(
         src_lengths.cpu(), settings.max_length_ratio, settings.max_length_extra
     )

@@ -51,7 +51,7 @@ from nmt.inference.search import (
     prepare,
     search,
 )
-from nmt.models import Seq2Seq
+from nmt.models import Seq2SeqModel
 from nmt.training.checkpoint import CheckpointError, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def pad_batch(
 
 
 def decode_ids(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     sources: Sequence[Sequence[int]],
     settings: SearchSettings,
     device: torch.device,
@@ -175,10 +175,10 @@ def decode_ids(
     sentences per batch, beam search ``batch_size // beam_size`` (at least one), so both
     run matmuls of about the same height. ``max_tokens`` (None: no cap) caps the source
     tokens of a batch's hypotheses, padding included, the same way. ``prepared``:
-    ``prepare(model, settings)``, made here when None.
+    ``prepare(model)``, made here when None.
     """
     out: list[list[int]] = [[] for _ in sources]
-    prepared = prepared or prepare(model, settings)
+    prepared = prepared or prepare(model)
     beam = settings.beam_size
     per_batch = max(1, batch_size // beam)
     tokens = None if max_tokens is None else max(1, max_tokens // beam)
@@ -255,7 +255,7 @@ class Translator:
 
     @property
     def has_attention(self) -> bool:
-        return self.model.params.attention != "none"
+        return self.model.has_attention
 
     def clean(
         self, texts: Sequence[str], normalized: bool = False, first_line: int = 1

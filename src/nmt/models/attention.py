@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nmt.models.recurrence import tanh_grad
-
 
 def padding_bias(mask: Tensor) -> Tensor:
     """mask: (B, S) bool, True on real tokens -> (B, S) fp32, 0 there and -inf on padding:
@@ -69,7 +67,7 @@ class BahdanauAttention(Attention):
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
         q = self.query_proj(query)  # (B, T, A)
         # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S)
-        return self.v(tanh_grad(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+        return self.v(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
 
 
 class LuongAttention(Attention):

@@ -1,9 +1,12 @@
-"""Recurrent decoders: one step is a method (``step``); unrolling over a reference target
-under full teacher forcing is another (``unroll``), which decoders whose recurrence does not
-depend on attention run as one fused call over all steps.
+"""The recurrent decoder, assembled from components chosen by params: the cell and its
+layers, the attention (none, additive, multiplicative), what queries it (the previous or
+the current state), whether the context feeds the recurrence, and the bridge from the
+encoder's final state to the first state.
 
-Every decoder returns *features* (B, [T,] F); the shared pre-output and output layers of
-:class:`~nmt.models.seq2seq.Seq2Seq` turn them into logits, once, over all steps.
+One step is :meth:`RNNDecoder.step`; :meth:`RNNDecoder.unroll` runs a whole reference
+under teacher forcing, in one call over all steps when the recurrence does not depend on
+the attention, else step by step. Both return *features* [state; context] (B, [T,] F);
+:class:`~nmt.models.rnn.RNNSeq2Seq`'s readout and output layer turn them into logits.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nmt.models.attention import BahdanauAttention, build_attention, padding_bias
+from nmt.config.model import RNNParams
+from nmt.models.attention import build_attention, padding_bias
 from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
-from nmt.models.recurrence import BahdanauGRU, autocast_dtype, tanh_grad
+from nmt.models.gru_attention import gru_attention_cell
 
 
 def reorder_state(state: RNNState, index: Tensor) -> RNNState:
@@ -31,203 +35,143 @@ def top_layer(state: RNNState) -> Tensor:
 
 
 class RNNDecoder(nn.Module):
-    """Shared machinery: the recurrent net and the bridge from the encoder's final state."""
+    """A recurrent decoder over the encoder memory (M wide).
 
-    #: True when ``unroll`` runs all steps at once instead of a step loop.
-    parallel: bool = False
+    ``attention: none`` is Cho et al.'s decoder: the context is the encoder's final state,
+    fed to every step's input and to the readout. ``bahdanau`` queries additive attention
+    with the previous state and feeds the context to the step, so steps are sequential.
+    ``dot`` / ``general`` (Luong et al.'s global attention, without input feeding) query
+    with the current state: the recurrence ignores the context, so a reference unrolls in
+    one call and attention in one batched product.
+    """
 
-    def __init__(
-        self,
-        cell: str,
-        input_dim: int,
-        hidden_dim: int,
-        memory_dim: int,
-        layers: int,
-        dropout: float,
-    ) -> None:
+    def __init__(self, params: RNNParams, memory_dim: int) -> None:
         super().__init__()
-        self.cell = cell
-        self.layers = layers
-        self.hidden_dim = hidden_dim
+        cell, emb_dim, hidden_dim = params.cell, params.embedding_dim, params.hidden_dim
+        layers, kind = params.decoder_layers, params.attention
+        self.cell, self.layers, self.hidden_dim, self.emb_dim = cell, layers, hidden_dim, emb_dim
+        self.attention = None if kind == "none" else build_attention(kind, hidden_dim, memory_dim)
+        #: what queries the attention: the state before the step, or the step's output
+        self.query = "previous" if kind == "bahdanau" else "current"
+        #: whether the context is part of the recurrent input
+        self.feed_context = kind in ("none", "bahdanau")
+        input_dim = emb_dim + (memory_dim if self.feed_context else 0)
         self.rnn = RNN_CLASSES[cell](
             input_dim,
             hidden_dim,
             num_layers=layers,
             batch_first=True,
-            dropout=dropout if layers > 1 else 0.0,
+            dropout=params.dropout if layers > 1 else 0.0,
         )
+        self.bridge_kind = params.bridge
         # The bridge maps the encoder's final state to every decoder layer's initial state.
-        self.bridge = nn.Linear(memory_dim, layers * hidden_dim)
-        self.bridge_cell = nn.Linear(memory_dim, layers * hidden_dim) if cell == "lstm" else None
+        if params.bridge != "zeros":
+            self.bridge = nn.Linear(memory_dim, layers * hidden_dim)
+            self.bridge_cell = (
+                nn.Linear(memory_dim, layers * hidden_dim) if cell == "lstm" else None
+            )
         self.feature_dim = hidden_dim + memory_dim
+        #: True when a step is :func:`~nmt.models.gru_attention.gru_attention_cell`: one
+        #: GRU layer fed the context of additive attention queried by the previous state.
+        self.gru_attention = cell == "gru" and layers == 1 and kind == "bahdanau"
+        #: True when :meth:`unroll` runs all steps at once instead of a step loop.
+        self.parallel = self.attention is None or not self.feed_context
+
+    # -- state ---------------------------------------------------------------------------
 
     def _bridge(self, layer: nn.Linear, final: Tensor) -> Tensor:
-        b = final.size(0)
-        h = torch.tanh(layer(final)).view(b, self.layers, self.hidden_dim)
+        h = layer(final)
+        if self.bridge_kind == "tanh":
+            h = torch.tanh(h)
+        h = h.view(final.size(0), self.layers, self.hidden_dim)
         return h.transpose(0, 1).contiguous()  # (L, B, H)
 
     def init_state(self, enc: EncoderOutput) -> RNNState:
+        if self.bridge_kind == "zeros":
+            b = enc.final.size(0)
+            h = enc.final.new_zeros(self.layers, b, self.hidden_dim)
+            return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
         h = self._bridge(self.bridge, enc.final)
         if self.bridge_cell is not None:
             return (h, self._bridge(self.bridge_cell, enc.final))
         return h
 
     def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        """Attach this decoder's once-per-batch precomputation to ``enc.keys``."""
-        return enc
+        """Attach what the steps share to the encoder output: the attention's keys, and for
+        :attr:`gru_attention` the memory's share of the input gates."""
+        if self.attention is None:
+            return enc
+        keys = self.attention.precompute(enc.memory)
+        values = None
+        if self.gru_attention:  # (B, S, 3H)
+            values = F.linear(enc.memory, self.rnn.weight_ih_l0[:, self.emb_dim :])
+            values = values.to(enc.memory.dtype)
+        return enc.with_keys(keys, values)
+
+    def hidden_query_weights(self) -> tuple[Tensor, Tensor]:
+        """For :attr:`gru_attention`: the GRU's hidden-gate and the attention's query
+        weights stacked, (3H + A, H), and their bias (3H + A,) (the query has none): one
+        matmul of the state gives both."""
+        rnn, query = self.rnn, self.attention.query_proj  # type: ignore[union-attr]
+        w_h = torch.cat([rnn.weight_hh_l0, query.weight], dim=0)
+        return w_h, torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(query.out_features)])
+
+    # -- one step ------------------------------------------------------------------------
 
     def step(
         self, emb: Tensor, state: RNNState, enc: EncoderOutput
     ) -> tuple[Tensor, RNNState, Tensor | None]:
         """emb: (B, E) embedded previous token -> features (B, F), state, attn (B, S)|None."""
-        raise NotImplementedError
+        if self.gru_attention:
+            return self._gru_attention_step(emb, state, enc)
+        attn = None
+        context = enc.final  # the fixed context without attention
+        if self.attention is not None and self.query == "previous":
+            context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
+        x = torch.cat([emb, context], dim=-1) if self.feed_context else emb
+        out, state = self.rnn(x.unsqueeze(1), state)
+        out = out.squeeze(1)
+        if self.attention is not None and self.query == "current":
+            context, attn = self.attention(out, enc.keys, enc.memory, enc.mask)
+        return torch.cat([out, context], dim=-1), state, attn
+
+    def _gru_attention_step(
+        self, emb: Tensor, state: RNNState, enc: EncoderOutput
+    ) -> tuple[Tensor, RNNState, Tensor | None]:
+        assert isinstance(state, Tensor) and enc.values is not None and enc.keys is not None
+        rnn, attention = self.rnn, self.attention
+        h = top_layer(state)
+        w_h, b_h = self.hidden_query_weights()
+        hq = F.linear(h, w_h, b_h)
+        gi = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)
+        # gate arithmetic and the state in fp32 under autocast
+        sd = torch.promote_types(h.dtype, torch.float32)
+        new, weights, _, _ = gru_attention_cell(
+            h.to(sd),
+            gi.to(sd),
+            hq.to(sd),
+            enc.values.to(sd),
+            enc.keys.to(sd),
+            attention.v.weight[0].to(sd),  # type: ignore[union-attr]
+            padding_bias(enc.mask).to(sd),
+        )
+        context = torch.bmm(weights.unsqueeze(1).to(enc.memory.dtype), enc.memory).squeeze(1)
+        return torch.cat([new.to(context.dtype), context], dim=-1), new.unsqueeze(0), weights
+
+    # -- a whole reference ---------------------------------------------------------------
 
     def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
         """emb: (B, T, E) embedded reference inputs -> features (B, T, F)."""
+        if self.attention is None:
+            c = enc.final.unsqueeze(1).expand(-1, emb.size(1), -1)  # (B, T, M)
+            out, _ = self.rnn(torch.cat([emb, c], dim=-1), state)
+            return torch.cat([out, c], dim=-1)
+        if not self.feed_context:
+            out, _ = self.rnn(emb, state)  # (B, T, H)
+            context, _ = self.attention(out, enc.keys, enc.memory, enc.mask)
+            return torch.cat([out, context], dim=-1)
         feats = []
         for t in range(emb.size(1)):
             f, state, _ = self.step(emb[:, t], state, enc)
             feats.append(f)
         return torch.stack(feats, dim=1)
-
-
-class PlainDecoder(RNNDecoder):
-    """No attention (Cho et al., 2014): a fixed context c, made from the encoder's final
-    state, is fed to every step's input and output. ``enc.keys`` holds c: (B, M)."""
-
-    parallel = True
-
-    def __init__(
-        self, cell: str, emb_dim: int, hidden_dim: int, memory_dim: int, layers: int, dropout: float
-    ) -> None:
-        super().__init__(cell, emb_dim + memory_dim, hidden_dim, memory_dim, layers, dropout)
-
-    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        return enc.with_keys(enc.final)
-
-    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
-        c = enc.keys
-        out, state = self.rnn(torch.cat([emb, c], dim=-1).unsqueeze(1), state)
-        return torch.cat([out.squeeze(1), c], dim=-1), state, None
-
-    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
-        c = enc.keys.unsqueeze(1).expand(-1, emb.size(1), -1)  # (B, T, M)
-        out, _ = self.rnn(torch.cat([emb, c], dim=-1), state)
-        return torch.cat([out, c], dim=-1)
-
-
-class BahdanauDecoder(RNNDecoder):
-    """Additive attention queried with the previous state s_{t-1}; the context feeds the
-    recurrent input, so steps are sequential. ``enc.keys``: (B, S, A) projected memory.
-
-    For a one-layer GRU the cell is written out (:attr:`fused`), so that no per-step work
-    is done that could be batched: the context's share of the input gates is
-    ``weights @ (memory @ W_c^T)``, with that product made once per batch and kept in
-    ``enc.values`` (B, S, 3H); the embedding's share runs once over all steps in
-    :meth:`unroll`; gate arithmetic and the state stay in fp32 under autocast. Other cells
-    and deeper decoders run ``nn.GRU``/``nn.LSTM``/``nn.RNN`` one step at a time.
-    """
-
-    def __init__(
-        self, cell: str, emb_dim: int, hidden_dim: int, memory_dim: int, layers: int, dropout: float
-    ) -> None:
-        super().__init__(cell, emb_dim + memory_dim, hidden_dim, memory_dim, layers, dropout)
-        self.attention = build_attention("bahdanau", hidden_dim, memory_dim)
-        self.emb_dim = emb_dim
-        self.fused = cell == "gru" and layers == 1
-
-    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        keys = self.attention.precompute(enc.memory)
-        if not self.fused:
-            return enc.with_keys(keys)
-        # (B, S, 3H): each source word's share of the input gates
-        mem_gates = F.linear(enc.memory, self.rnn.weight_ih_l0[:, self.emb_dim :])
-        return enc.with_keys(keys, mem_gates.to(enc.memory.dtype))
-
-    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
-        if not self.fused:
-            context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
-            out, state = self.rnn(torch.cat([emb, context], dim=-1).unsqueeze(1), state)
-            return torch.cat([out.squeeze(1), context], dim=-1), state, attn
-        rnn, h_dim = self.rnn, self.hidden_dim
-        h = top_layer(state)  # (B, H)
-        context, attn = self.attention(h, enc.keys, enc.memory, enc.mask)  # (B, M), (B, S)
-        gh = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).float()
-        gi_c = torch.bmm(attn.unsqueeze(1).to(enc.values.dtype), enc.values).squeeze(1)
-        gi = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)
-        i_rz, i_n = (gi.float() + gi_c.float()).split([2 * h_dim, h_dim], dim=-1)
-        h_rz, h_n = gh.split([2 * h_dim, h_dim], dim=-1)
-        r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
-        n = tanh_grad(torch.addcmul(i_n, r, h_n))
-        h = torch.lerp(n, h.float(), z)  # (1 - z) * n + z * h
-        return torch.cat([h.to(context.dtype), context], dim=-1), h.unsqueeze(0), attn
-
-    def hidden_query_weights(self) -> tuple[Tensor, Tensor]:
-        """The fused GRU's hidden-gate and attention-query weights stacked, (3H + A, H),
-        and their bias (3H + A,) (the query has none): one matmul of the state gives
-        both."""
-        rnn, query = self.rnn, self.attention.query_proj
-        w_h = torch.cat([rnn.weight_hh_l0, query.weight], dim=0)
-        return w_h, torch.cat([rnn.bias_hh_l0, rnn.bias_hh_l0.new_zeros(query.out_features)])
-
-    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
-        """emb: (B, T, E) -> features (B, T, F); the same values as stepping, faster.
-
-        The fused GRU's step loop is :class:`~nmt.models.recurrence.BahdanauGRU`, whose
-        written-out backward leaves only the recurrent gradients to a step loop; its
-        hidden-gate matmul and the attention's query projection share one matmul. Other
-        cells loop over :meth:`step`.
-        """
-        if not self.fused:
-            return super().unroll(emb, state, enc)
-        rnn, attn = self.rnn, self.attention
-        assert isinstance(attn, BahdanauAttention) and enc.values is not None
-        gi_emb = F.linear(emb, rnn.weight_ih_l0[:, : self.emb_dim], rnn.bias_ih_l0)  # (B, T, 3H)
-        memory, mem_gates = enc.memory, enc.values
-        w_h, b_h = self.hidden_query_weights()
-        keys, v = enc.keys, attn.v.weight[0]  # (B, S, A), (A,)
-        low = autocast_dtype(memory.device)
-        if low is not None:  # cast once, not at every step
-            w_h, b_h = w_h.to(low), b_h.to(low)
-        neg = padding_bias(enc.mask)  # (B, S)
-        h0 = top_layer(state)
-        h0 = h0.to(torch.promote_types(h0.dtype, torch.float32))  # (B, H), fp32 under autocast
-        out, weights = BahdanauGRU.apply(gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg)
-        ctx = torch.bmm(weights.to(memory.dtype), memory)  # (B, T, M)
-        return torch.cat([out.to(ctx.dtype), ctx], dim=-1)
-
-
-class LuongDecoder(RNNDecoder):
-    """Multiplicative attention (dot / general) queried with the current state h_t
-    (global attention without input feeding): the recurrence ignores the context, so
-    under teacher forcing all steps run as one fused call and attention as one bmm.
-    ``enc.keys``: (B, S, H) memory in query space."""
-
-    parallel = True
-
-    def __init__(
-        self,
-        cell: str,
-        emb_dim: int,
-        hidden_dim: int,
-        memory_dim: int,
-        layers: int,
-        dropout: float,
-        score: str,
-    ) -> None:
-        super().__init__(cell, emb_dim, hidden_dim, memory_dim, layers, dropout)
-        self.attention = build_attention(score, hidden_dim, memory_dim)
-
-    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        return enc.with_keys(self.attention.precompute(enc.memory))
-
-    def step(self, emb, state, enc):  # noqa: D102 - see RNNDecoder.step
-        out, state = self.rnn(emb.unsqueeze(1), state)
-        out = out.squeeze(1)
-        context, attn = self.attention(out, enc.keys, enc.memory, enc.mask)
-        return torch.cat([out, context], dim=-1), state, attn
-
-    def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
-        out, _ = self.rnn(emb, state)  # (B, T, H)
-        context, _ = self.attention(out, enc.keys, enc.memory, enc.mask)
-        return torch.cat([out, context], dim=-1)

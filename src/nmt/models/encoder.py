@@ -21,11 +21,9 @@ class EncoderOutput:
     memory: (B, S, M) encoder states (M = hidden * directions); padding rows are zero.
     mask:   (B, S) bool, True on real source tokens.
     final:  (B, M) the top layer's last state (both directions concatenated).
-    keys:   decoder-specific precomputation over ``memory`` (see each decoder), or None.
-    values: decoder-specific, what the attention weights sum besides ``memory`` (see
-            :class:`~nmt.models.decoder.BahdanauDecoder`), or None.
-    score_bias: (B, S) float, 0 on real tokens and -inf on padding, added to attention
-            scores (made by :class:`~nmt.models.search_step.FoldedStep`), or None.
+    keys:   (B, S, A) the attention's keys (its precomputation over ``memory``), or None.
+    values: (B, S, 3H) the memory's share of the input gates of a GRU decoder fed the
+            context (``memory @ W_ic^T``; see :mod:`nmt.models.gru_attention`), or None.
     """
 
     memory: Tensor
@@ -33,7 +31,6 @@ class EncoderOutput:
     final: Tensor
     keys: Tensor | None = None
     values: Tensor | None = None
-    score_bias: Tensor | None = None
 
     def index_select(self, index: Tensor) -> EncoderOutput:
         """Reorder/expand the batch: index (B',) of rows to take (beam search)."""
@@ -43,7 +40,6 @@ class EncoderOutput:
             final=self.final.index_select(0, index),
             keys=_take(self.keys, index),
             values=_take(self.values, index),
-            score_bias=_take(self.score_bias, index),
         )
 
     def with_keys(self, keys: Tensor | None, values: Tensor | None = None) -> EncoderOutput:

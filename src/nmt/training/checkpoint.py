@@ -1,7 +1,7 @@
 """Self-describing checkpoints, written atomically and loaded without unpickling code.
 
 A checkpoint is a plain dict of tensors and JSON-like values (so ``torch.load`` runs with
-``weights_only=True``): the model's weights, the :class:`ModelParams` it was built from,
+``weights_only=True``): the model's weights, the params it was built from,
 both tokenizers' states and the normalisation settings, so evaluation and ``nmt translate``
 rebuild everything from the file alone. Training state (optimizer, scheduler, RNG, epoch)
 rides along in ``training`` for resuming.
@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from nmt.config import ModelParams
 from nmt.config.data import NormalizeParams
-from nmt.models import Seq2Seq, build_model
+from nmt.config.model import parse_model_params
+from nmt.models import Seq2SeqModel, build_model
 from nmt.utils import atomic_path
 
 FORMAT_VERSION = 1
@@ -30,7 +30,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class LoadedModel:
-    model: Seq2Seq
+    model: Seq2SeqModel
     src_tokenizer: Any  # nmt.vocab.Tokenizer
     tgt_tokenizer: Any
     normalize: NormalizeParams
@@ -65,7 +65,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def model_payload(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src_tokenizer: Any,
     tgt_tokenizer: Any,
     normalize: NormalizeParams,
@@ -98,7 +98,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
     ckpt = read_checkpoint(path)
     src_tok = tokenizer_from_state(ckpt["src_tokenizer"])
     tgt_tok = tokenizer_from_state(ckpt["tgt_tokenizer"])
-    model = build_model(ModelParams(**ckpt["model_params"]), len(src_tok), len(tgt_tok))
+    model = build_model(parse_model_params(ckpt["model_params"]), len(src_tok), len(tgt_tok))
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as err:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from nmt.config.train import TrainParams
 from nmt.device import autocast
-from nmt.models import Seq2Seq
+from nmt.models import Seq2SeqModel
 from nmt.specials import PAD_ID
 from nmt.training.batching import Batch, TokenizedPairs, collate, make_batches
 from nmt.training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
@@ -79,7 +79,7 @@ class ValidSet:
 
 
 def train_epoch(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     pairs: TokenizedPairs,
     batches: list[np.ndarray],
     optimizer: Optimizer,
@@ -150,7 +150,7 @@ def check_finite(
 
 
 def batch_logits(
-    model: Seq2Seq, batch: Batch, ratio: float = 1.0, mode: str = "token"
+    model: Seq2SeqModel, batch: Batch, ratio: float = 1.0, mode: str = "token"
 ) -> tuple[Tensor, Tensor]:
     """Logits and targets of a batch for the loss.
 
@@ -173,7 +173,7 @@ def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
 
 @torch.no_grad()
 def validate(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     valid: ValidSet,
     tgt_decode: Callable[[list[int]], str],
     *,
@@ -319,7 +319,7 @@ def _improved(metric: str, value: float, best: float | None, min_delta: float) -
 
 
 def fit(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     train: TokenizedPairs,
     valid: ValidSet,
     tgt_decode: Callable[[list[int]], str],
@@ -428,7 +428,7 @@ def _try_resume(
     path: Path,
     run_id: str,
     epochs: int,
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     optimizer: Optimizer,
     scheduler: Scheduler | None,
 ) -> FitState:

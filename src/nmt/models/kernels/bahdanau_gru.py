@@ -14,14 +14,54 @@ The hidden-gate matmul runs in the dtype of ``w_h`` (fp32, or bf16 under autocas
 small per-step attention ops, the gate arithmetic, softmax and state in the dtype of ``h0``
 (fp32, fp64 in gradient checks).
 
-The module also holds :func:`tanh`, the CPU-fast tanh that the models use.
+The arithmetic of a step is :func:`~nmt.models.gru_attention.gru_attention_cell`, the
+decoder's own, with the attention's tanh as a sigmoid (see :func:`_forward`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
+
+from nmt.models.attention import padding_bias
+from nmt.models.decoder import RNNDecoder, top_layer
+from nmt.models.encoder import EncoderOutput, RNNState
+from nmt.models.gru_attention import gru_attention_cell
+from nmt.models.kernels.activations import tanh
+
+
+def unroll(decoder: RNNDecoder, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
+    """:meth:`RNNDecoder.unroll` of a :attr:`~RNNDecoder.gru_attention` decoder through
+    :class:`BahdanauGRU`: the same features (B, T, F) for emb (B, T, E), faster on a CPU.
+
+    The embedding's share of the input gates runs once over all steps, and the hidden-gate
+    matmul and the attention's query projection are one matmul per step.
+    """
+    rnn, attention = decoder.rnn, decoder.attention
+    assert decoder.gru_attention and attention is not None and enc.values is not None
+    gi_emb = F.linear(emb, rnn.weight_ih_l0[:, : decoder.emb_dim], rnn.bias_ih_l0)  # (B, T, 3H)
+    memory = enc.memory
+    w_h, b_h = decoder.hidden_query_weights()
+    low = autocast_dtype(memory.device)
+    if low is not None:  # cast once, not at every step
+        w_h, b_h = w_h.to(low), b_h.to(low)
+    h0 = top_layer(state)
+    h0 = h0.to(torch.promote_types(h0.dtype, torch.float32))  # (B, H), fp32 under autocast
+    v = attention.v.weight[0]  # type: ignore[union-attr]
+    out, weights = BahdanauGRU.apply(
+        gi_emb, enc.values, enc.keys, w_h, b_h, v, h0, padding_bias(enc.mask)
+    )
+    context = torch.bmm(weights.to(memory.dtype), memory)  # (B, T, M)
+    return torch.cat([out.to(context.dtype), context], dim=-1)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype in force on ``device``'s type, or None."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
 
 
 class BahdanauGRU(torch.autograd.Function):
@@ -67,48 +107,13 @@ class BahdanauGRU(torch.autograd.Function):
             return _backward(ctx, d_hs, d_w)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype in force on ``device``'s type, or None."""
-    if not torch.is_autocast_enabled(device.type):
-        return None
-    return torch.get_autocast_dtype(device.type)
-
-
-def tanh(x: Tensor) -> Tensor:
-    """``tanh`` as ``2 * sigmoid(2x) - 1`` on CPU, where PyTorch's tanh kernel runs several
-    times slower than its sigmoid (absolute error below 2e-7 in fp32); ``torch.tanh``
-    elsewhere. Not differentiable: for tensors that need gradients use :class:`Tanh`."""
-    if x.device.type != "cpu":
-        return torch.tanh(x)
-    return torch.sigmoid(x * 2).mul_(2).sub_(1)
-
-
-def tanh_grad(x: Tensor) -> Tensor:
-    """:func:`tanh` through :class:`Tanh` when ``x`` needs a gradient, else directly."""
-    return Tanh.apply(x) if x.requires_grad else tanh(x)
-
-
-class Tanh(torch.autograd.Function):
-    """:func:`tanh` with autograd: backward is ``grad * (1 - y**2)`` from the output y."""
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor) -> Tensor:  # type: ignore[override]
-        y = tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
 def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
     b, t_len, h3 = gi_emb.shape
     s, a = keys.shape[1:]
     sd = h0.dtype
     ctx.dtypes = (mem_gates.dtype, keys.dtype, v.dtype)
-    # The attention's tanh is 2 sigmoid(2x) - 1 (see attention_gru_cell). Only the
+    # The attention's tanh is 2 sigmoid(2x) - 1, folded into the weights (see
+    # doubled_query). Only the
     # hidden-gate matmul runs in the matmul dtype: the small per-step ops are faster in
     # fp32 on CPU.
     w_h2, b_h2 = doubled_query(w_h, b_h, h3)
@@ -120,8 +125,17 @@ def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
     state = h0
     for t in range(t_len):
         hq = torch.addmm(b_h2, state.to(w_h2_t.dtype), w_h2_t).to(sd)
-        state, w, step_gates, _ = attention_gru_cell(
-            state, gi_all[:, t], hq, mem_gates, keys2, v2, neg, sig[t]
+        state, w, step_gates, _ = gru_attention_cell(
+            state,
+            gi_all[:, t],
+            hq,
+            mem_gates,
+            keys2,
+            v2,
+            neg,
+            score_act=torch.sigmoid_,
+            tanh=tanh,
+            scores_out=sig[t],
         )
         hs.append(state)
         ws.append(w)
@@ -135,50 +149,17 @@ def _forward(ctx, gi_emb, mem_gates, keys, w_h, b_h, v, h0, neg):
 
 def doubled_query(w_h: Tensor, b_h: Tensor, h3: int) -> tuple[Tensor, Tensor]:
     """Copies of the stacked hidden-gate and query weights (3H + A, H) and bias with the
-    query rows (from row ``h3``) doubled, as :func:`attention_gru_cell` wants them."""
+    query rows (from row ``h3``) doubled.
+
+    The kernels compute the attention's ``tanh(q + keys) @ v`` as ``sigmoid(2 (q + keys))
+    @ 2v``: tanh(x) = 2 sigmoid(2x) - 1, and softmax ignores the constant ``-sum(v)`` per
+    row. With the query rows, the keys and ``v`` doubled ahead of time, a step's scores
+    are ``sigmoid(q2 + keys2) @ v2``, and the sigmoid's output is what backward needs.
+    """
     w_h2, b_h2 = w_h.clone(), b_h.clone()
     w_h2[h3:] *= 2
     b_h2[h3:] *= 2
     return w_h2, b_h2
-
-
-def attention_gru_cell(
-    state: Tensor,
-    gi: Tensor,
-    hq: Tensor,
-    values: Tensor,
-    keys2: Tensor,
-    v2: Tensor,
-    neg: Tensor,
-    sig: Tensor | None = None,
-) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
-    """One step of :class:`BahdanauGRU`'s recurrence, with the attention's tanh written as
-    ``2 sigmoid(2x) - 1``: the doubling is folded into the query rows of the stacked
-    hidden-gate and query weights (:func:`doubled_query`) and into ``keys2``, and since
-    softmax ignores a constant per row, the scores are ``sigmoid(2 (q + keys)) @ v2`` with
-    ``v2 = 2 v``.
-
-    state (B, H) in the dtype of the gate arithmetic; gi (B, 3H) the input gates' share
-    that does not depend on attention; hq (B, 3H + A) the state times those stacked
-    weights, plus their bias (the caller picks the matmul); values (B, S, 3H + X): the
-    memory's share of the input gates, then X more columns the attention weights sum;
-    keys2 (B, S, A); neg (B, S); sig: where to write the sigmoid (B, S, A), or None.
-
-    Returns the new state (B, H), the attention weights (B, S), the gates (r, z, n, h_n)
-    that backward needs, and the weighted sum of the X extra columns (B, X).
-    """
-    h3, a = gi.size(-1), keys2.size(-1)
-    h = h3 // 3
-    gh, q2 = hq.split([h3, a], dim=-1)
-    st = torch.add(q2.unsqueeze(1), keys2, out=sig).sigmoid_()
-    w = torch.softmax(torch.matmul(st, v2).add_(neg), dim=-1)
-    shares = torch.bmm(w.unsqueeze(1), values).squeeze(1)  # (B, 3H + X)
-    i_rz, i_n = (gi + shares[:, :h3]).split([2 * h, h], dim=-1)
-    h_rz, h_n = gh.split([2 * h, h], dim=-1)
-    r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
-    n = tanh(torch.addcmul(i_n, r, h_n))
-    state = torch.lerp(n, state, z)  # (1 - z) * n + z * h
-    return state, w, (r, z, n, h_n), shares[:, h3:]
 
 
 def _backward(ctx, d_hs, d_w):

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.models.packed import PackedLinear
+from nmt.models.kernels.packed import PackedLinear
 
 
 def weights(dtype=torch.float32, bias=True):
@@ -57,3 +57,21 @@ def test_nothing_is_packed_under_autocast():
         lin = PackedLinear(w, b)
         assert lin.packed is None
         assert lin(torch.randn(4, 24)).dtype == torch.bfloat16  # autocast's own product
+
+
+def test_packed_linear_falls_back_to_f_linear_without_the_private_ops(monkeypatch):
+    w, b = weights()
+    x = torch.randn(9, 24, generator=torch.Generator().manual_seed(1))
+
+    def gone(*args, **kwargs):
+        raise RuntimeError("no such operator mkldnn::_linear_pointwise")
+
+    lin = PackedLinear(w, b)
+    assert lin.packed is not None
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", gone)
+    torch.testing.assert_close(lin(x), F.linear(x, w, b))
+    assert lin.packed is None  # found missing once, not tried again
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", gone)
+    unpacked = PackedLinear(w, b)
+    assert unpacked.packed is None
+    torch.testing.assert_close(unpacked(x), F.linear(x, w, b))

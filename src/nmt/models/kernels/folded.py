@@ -1,64 +1,63 @@
-"""The search step: what greedy and beam search run once per output token.
+"""Search steps for recurrent models on a CPU, with every product that does not depend
+on the decoder state made ahead of time, so that a batch of B hypotheses does per step
+only the work that must be done per step; the products with a weight take it packed for
+oneDNN (:class:`~nmt.models.kernels.packed.PackedLinear`).
 
-:meth:`SearchStep.of` picks the step for a model. The plain :class:`SearchStep` is the
-model's own :meth:`~nmt.models.Seq2Seq.decode_step_readout`. :class:`FoldedStep` computes
-the same function for a one-layer GRU decoder with Bahdanau attention (the default model)
-with every product that does not depend on the decoder state made ahead of time, so that a
-batch of B hypotheses does per step only the work that must be done per step.
+:class:`PackedStep` is any recurrent model's step with its output layer packed;
+:class:`FoldedStep` is the whole step of a one-layer GRU decoder with additive attention
+(the default model), folded. :func:`nmt.models.kernels.search_step` picks one.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nmt.models.attention import BahdanauAttention, padding_bias
-from nmt.models.decoder import BahdanauDecoder
+from nmt.models.attention import padding_bias
+from nmt.models.base import SearchStep
 from nmt.models.encoder import EncoderOutput, RNNState, length_mask
-from nmt.models.packed import PackedLinear
-from nmt.models.recurrence import attention_gru_cell, doubled_query, tanh
+from nmt.models.gru_attention import gru_attention_cell
+from nmt.models.kernels.activations import tanh
+from nmt.models.kernels.bahdanau_gru import doubled_query
+from nmt.models.kernels.packed import PackedLinear
+from nmt.models.rnn import RNNSeq2Seq
 
-if TYPE_CHECKING:
-    from nmt.models.seq2seq import Seq2Seq
 
+class PackedStep(SearchStep):
+    """A recurrent model's own step up to the output layer, whose product (the largest of
+    a step) takes the weight packed once."""
 
-class SearchStep:
-    """A model's search step: :meth:`start` encodes a batch, each call advances it by one
-    token. The model must be in eval mode; calls run without gradients."""
-
-    def __init__(self, model: Seq2Seq) -> None:
-        self.model = model
-
-    @staticmethod
-    def of(model: Seq2Seq) -> SearchStep:
-        """:class:`FoldedStep` where it applies (a fused Bahdanau decoder, outside
-        autocast), else the plain step. A folded step copies what it needs from the
-        parameters: make a new one after they change."""
-        decoder = model.decoder
-        device = model.generator.weight.device
-        if (
-            not isinstance(decoder, BahdanauDecoder)
-            or not decoder.fused
-            or torch.is_autocast_enabled(device.type)
-        ):
-            return SearchStep(model)
-        return FoldedStep(model)
-
-    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
-        """src: (B, S) ids; src_lengths: (B,), each >= 1 -> what :meth:`__call__` takes."""
-        enc = self.model.encode(src, src_lengths)
-        return enc, self.model.init_state(enc)
+    def __init__(self, model: RNNSeq2Seq) -> None:
+        super().__init__(model)
+        self.rnn_model = model
+        self.generator = PackedLinear(model.generator.weight, model.generator.bias)
 
     def __call__(
-        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+        self, prev: Tensor, state: RNNState, memory: EncoderOutput
     ) -> tuple[Tensor, RNNState, Tensor | None]:
-        """prev: (B,) previous tokens -> the generator's input (B, E), the new state, the
-        attention weights (B, S) or None."""
-        return self.model.decode_step_readout(prev, state, enc)
+        readout, state, attn = self.rnn_model.readout_step(prev, state, memory)
+        return self.generator(readout), state, attn
+
+
+@dataclass(frozen=True)
+class FoldedMemory:
+    """What :class:`FoldedStep` attends to: ``keys2`` (B, S, A) the doubled key projection,
+    ``values`` (B, S, 3H + E) the memory's share of the input gates and of the readout,
+    ``bias`` (B, S) 0 on real positions and -inf on padding."""
+
+    keys2: Tensor
+    values: Tensor
+    bias: Tensor
+
+    def index_select(self, index: Tensor) -> FoldedMemory:
+        return FoldedMemory(
+            self.keys2.index_select(0, index),
+            self.values.index_select(0, index),
+            self.bias.index_select(0, index),
+        )
 
 
 class FoldedStep(SearchStep):
@@ -77,19 +76,17 @@ class FoldedStep(SearchStep):
     ``w @`` it gives the context's share of both the input gates and the readout without
     forming c, and ``W_hh`` and ``W_q`` are one matmul: per step, two matmuls of the state
     instead of four of the state, the context and the embedding. The attention and gate
-    arithmetic are :func:`~nmt.models.recurrence.attention_gru_cell`, as in training.
-
-    ``start`` leaves in the :class:`EncoderOutput`: ``keys`` the doubled key projection
-    (B, S, A), ``values`` the folded memory (B, S, 3H + E), ``score_bias`` the padding mask.
-    A one-layer GRU encoder is folded the same way (:class:`_TableGRUEncoder`).
+    arithmetic are :func:`~nmt.models.gru_attention.gru_attention_cell`, as in training,
+    with the attention's tanh as a sigmoid (:func:`~.bahdanau_gru.doubled_query`). The
+    output layer's product is packed as in :class:`PackedStep`. A one-layer GRU encoder
+    is folded the same way (:class:`TableGRUEncoder`).
     """
 
-    def __init__(self, model: Seq2Seq) -> None:
+    def __init__(self, model: RNNSeq2Seq) -> None:
         super().__init__(model)
         decoder = model.decoder
-        assert isinstance(decoder, BahdanauDecoder) and decoder.fused
         attention = decoder.attention
-        assert isinstance(attention, BahdanauAttention)
+        assert decoder.gru_attention and attention is not None and model.params.readout == "tanh"
         rnn, e, h = decoder.rnn, decoder.emb_dim, decoder.hidden_dim
         with torch.no_grad(), torch.autocast(model.generator.weight.device.type, enabled=False):
             w_ih, w_p = rnn.weight_ih_l0, model.pre_output.weight  # (3H, E + M), (E, H + M)
@@ -99,49 +96,56 @@ class FoldedStep(SearchStep):
             self.hidden2 = PackedLinear(*doubled_query(*decoder.hidden_query_weights(), 3 * h))
             self.v2 = attention.v.weight[0] * 2  # (A,)
             self.readout = PackedLinear(w_p[:, :h], model.pre_output.bias)  # H -> E
+            self.generator = PackedLinear(model.generator.weight, model.generator.bias)
             encoder = model.encoder
             self.encode = (
-                _TableGRUEncoder(encoder)
+                TableGRUEncoder(encoder)
                 if isinstance(encoder.rnn, torch.nn.GRU) and encoder.layers == 1
                 else encoder
             )
 
-    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[EncoderOutput, RNNState]:
+    def start(self, src: Tensor, src_lengths: Tensor) -> tuple[FoldedMemory, RNNState]:
         enc = self.encode(src, src_lengths)
         memory = enc.memory.reshape(-1, enc.memory.size(-1))  # one mm per weight, not a bmm
         b, s = enc.mask.shape
-        enc = replace(
-            enc,
-            keys=self.keys2(memory).view(b, s, -1),
+        folded = FoldedMemory(
+            keys2=self.keys2(memory).view(b, s, -1),
             values=self.values(memory).view(b, s, -1),
-            score_bias=padding_bias(enc.mask),
+            bias=padding_bias(enc.mask),
         )
-        return enc, self.model.init_state(enc)
+        return folded, self.model.init_state(enc)
 
     def __call__(
-        self, prev: Tensor, state: RNNState, enc: EncoderOutput
+        self, prev: Tensor, state: RNNState, memory: FoldedMemory
     ) -> tuple[Tensor, RNNState, Tensor | None]:
-        assert isinstance(state, Tensor) and enc.values is not None
-        assert enc.keys is not None and enc.score_bias is not None
+        assert isinstance(state, Tensor)
         gi = self.token_gates.index_select(0, prev)  # (B, 3H)
-        h, weights, _, readout_c = attention_gru_cell(
-            state[0], gi, self.hidden2(state[0]), enc.values, enc.keys, self.v2, enc.score_bias
+        h, weights, _, readout_c = gru_attention_cell(
+            state[0],
+            gi,
+            self.hidden2(state[0]),
+            memory.values,
+            memory.keys2,
+            self.v2,
+            memory.bias,
+            score_act=torch.sigmoid_,
+            tanh=tanh,
         )
         readout = tanh(self.readout(h).add_(readout_c))
-        return readout, h.unsqueeze(0), weights
+        return self.generator(readout), h.unsqueeze(0), weights
 
 
-class _TableGRUEncoder:
+class TableGRUEncoder:
     """The encoder's one-layer (bi)directional GRU with the input gates looked up: a table
     ``W_ih E + b_ih`` with a row per source token and direction replaces the input
-    product, and the directions step together. Gives the :class:`~nmt.models.Encoder`'s
+    product, and the directions step together. Gives the
+    :class:`~nmt.models.encoder.Encoder`'s
     output (padding rows of the memory zero, each direction's final state at its last
     real token).
 
     The hidden product of a step is one batched matmul of both directions for batches of
-    fewer than ``PACKED_ROWS`` sentences, else one :class:`PackedLinear` per direction:
-    measured, a (2, B, 256) x (2, 256, 768) step took 17 against 64 us at B = 1, 66
-    against 78 us at B = 8 and 589 against 372 us at B = 128.
+    fewer than ``PACKED_ROWS`` sentences, else one :class:`PackedLinear` per direction,
+    which is faster for large batches and slower for small ones (see docs/speed.md).
     """
 
     PACKED_ROWS = 16

@@ -2,16 +2,12 @@
 
 ``torch.addmm`` on a CPU takes the weight as it is stored and goes through the BLAS
 library (MKL here), whose kernels arrange the weight for themselves within each call.
-oneDNN can take the weight arranged once, ahead of time, in its own blocked layout.
-Measured on a 2-core AMD EPYC (Zen 5), fp32, 128 rows x 256 -> 1,024: ``addmm`` 0.56 ms,
-the packed product 0.19 ms; 1,920 rows x 512 -> 1,280: 14.1 against 5.7 ms. For one row
-BLAS has the faster path (13-15 against 19-24 us), so a single row stays with it; from
-two rows up (4 rows: 93 against 20 us) the packed product is faster. For bf16 the packed
-product also wins at one row (8,000 x 256: 109 against 50 us).
+oneDNN can take the weight arranged once, ahead of time, in its own blocked layout,
+which makes batched products several times faster (docs/speed.md has the figures). For
+one row BLAS has the faster path in fp32, so a single row stays with it.
 
-Search makes these from the model's parameters (:class:`~nmt.models.FoldedStep`,
-:func:`nmt.inference.search.prepare`); they are copies: make new ones after the parameters
-change.
+Search makes these from the model's parameters (:mod:`nmt.models.kernels.folded`); they
+are copies: make new ones after the parameters change.
 """
 
 from __future__ import annotations
@@ -41,9 +37,12 @@ class PackedLinear:
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: (B, K) -> (B, N)."""
-        if self.packed is None or x.size(0) < self.min_rows:
-            return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        if self.packed is not None and x.size(0) >= self.min_rows:
+            try:
+                return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+            except (RuntimeError, AttributeError):  # a private op: gone or changed in a build
+                self.packed = None
+        return F.linear(x, self.weight, self.bias)
 
 
 def _pack(weight: Tensor) -> Tensor | None:
