@@ -6,7 +6,7 @@ evaluated on, compares the two models' translations against the same references 
 writes to a metrics JSON, per test set and metric (BLEU, chrF): both scores, their
 difference with a 95% bootstrap interval, and the one-sided p-value of "the candidate
 is no better than the baseline" (``significance_test`` in the JSON says so; see
-:func:`nmt.evaluation.bootstrap.paired_bootstrap`). Identical translations give p = 1.
+:func:`nmt.evaluation.compare.compare_translations`). Identical translations give p = 1.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import click
 
 from nmt.config import ParamsError, load_params
-from nmt.evaluation.bootstrap import paired_bootstrap
-from nmt.evaluation.scoring import EvaluationError, read_translations
+from nmt.evaluation.compare import META_KEYS, compare_translations
+from nmt.evaluation.scoring import EvaluationError
 from nmt.utils import write_json
 
 DirPath = click.Path(file_okay=False, path_type=Path)
@@ -31,42 +31,19 @@ DirPath = click.Path(file_okay=False, path_type=Path)
 def main(pair: str, baseline: Path, candidate: Path, metrics: Path) -> None:
     """Compare the translations in two folders written by the evaluate stage."""
     try:
-        config = load_params("params.yaml").evaluate.compare
+        config = load_params("params.yaml", sections=["evaluate"]).evaluate.compare
         if pair not in config.pairs:
             raise EvaluationError(f"params.yaml: no evaluate.compare.pairs.{pair}")
         models = config.pairs[pair]
-        suffix = f".{config.search}.parquet"
-        names = sorted(p.name.removesuffix(suffix) for p in baseline.glob(f"*{suffix}"))
-        if not names:
-            raise EvaluationError(f"{baseline}: no *{suffix} translations")
-        results: dict[str, object] = {}
-        for name in names:
-            base = read_translations(baseline / f"{name}{suffix}")
-            cand = read_translations(candidate / f"{name}{suffix}")
-            if base["reference"].tolist() != cand["reference"].tolist():
-                raise EvaluationError(
-                    f"{name}: {baseline} and {candidate} hold different references "
-                    "(evaluated with different settings?)"
-                )
-            result = paired_bootstrap(
-                base["hypothesis"].tolist(),
-                cand["hypothesis"].tolist(),
-                base["reference"].tolist(),
-                config.resamples,
-            )
-            signature = result.pop("signature")  # the same for every test set: kept once
-            test = result.pop("significance_test")
-            results[name] = result
+        results = compare_translations(baseline, candidate, config, models)
     except (ParamsError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
 
-    results["models"] = {"baseline": models.baseline, "candidate": models.candidate}
-    results["search"] = config.search
-    results["signature"] = signature
-    results["significance_test"] = test
     write_json(metrics, results)
-    for name in names:
-        bleu = results[name]["bleu"]
+    for name, entry in results.items():
+        if name in META_KEYS:
+            continue
+        bleu = entry["bleu"]
         p = bleu["p_value"]
         # p = 0: the candidate won every resample; the resamples bound p, no more
         shown = f"p < {1 / config.resamples:.4g}" if p == 0 else f"p = {p:.4f}"
