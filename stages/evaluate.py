@@ -43,7 +43,7 @@ def main(
 ) -> None:
     """Evaluate one model on the held-out split and on each of `data.test_sets`."""
     try:
-        params = load_params("params.yaml")
+        params = load_params("params.yaml", sections=["data", "evaluate"])
         config = params.evaluate
         device = resolve_device(config.device)
         test_sets = find_test_sets(prepared, params.data.test_sets)

@@ -48,7 +48,7 @@ def main(
     """Train one model of params.yaml's `models` section."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        params = load_params("params.yaml")
+        params = load_params("params.yaml", sections=["seed", "data", "prepare", "models", "train"])
         if name not in params.models:
             raise ParamsError(f"params.yaml: models.{name} is not defined")
         mp, tp = params.models[name], params.train

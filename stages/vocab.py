@@ -39,7 +39,7 @@ from nmt.vocab import VocabError, build_tokenizers, save_tokenizers, vocab_metri
 def main(prepared: Path, out: Path, metrics: Path) -> None:
     """Build the vocabularies named by params.yaml's `vocab` section."""
     try:
-        params = load_params("params.yaml")
+        params = load_params("params.yaml", sections=["seed", "vocab"])
         seed = set_seed(params.seed)
         splits = {split: prepared / f"{split}.parquet" for split in ("train", "valid")}
         for path in splits.values():

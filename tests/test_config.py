@@ -1,9 +1,12 @@
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 import yaml
+from pydantic import Discriminator, Tag, ValidationError
 
-from nmt.config import ParamsError, load_params, parse_params
+from nmt.config import ParamsError, StrictModel, _format_error, load_params, parse_params
+from nmt.config.evaluate import ComparisonPair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +71,44 @@ def test_non_finite_yaml_floats_are_refused_by_name(tmp_path):
     path.write_text("train:\n  lr: .inf\n")
     with pytest.raises(ParamsError, match=r"train\.lr: Input should be a finite number"):
         load_params(path)
+
+
+class _A(StrictModel):
+    kind: Literal["a"] = "a"
+    size: int = 1
+
+
+class _B(StrictModel):
+    kind: Literal["b"]
+    name: str
+
+
+def _kind(value: object) -> str:
+    return value.get("kind", "a") if isinstance(value, dict) else getattr(value, "kind", "a")
+
+
+class _Holder(StrictModel):
+    """A tagged union, as the entries of ``models:`` are, and a list of mappings."""
+
+    items: dict[
+        str, Annotated[Annotated[_A, Tag("a")] | Annotated[_B, Tag("b")], Discriminator(_kind)]
+    ] = {}
+    pairs: list[ComparisonPair] = []
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"items": {"x": {"size": "big"}}}, "items.x.size"),  # pydantic's path: items.x.a.size
+        ({"items": {"x": {"kind": "b", "name": "n", "nam": "n"}}}, "items.x.nam"),  # under b
+        ({"items": {"x": {"kind": "b"}}}, "items.x.name"),  # a missing key stays named
+        ({"pairs": [{"baseline": "a", "candidate": "b"}, {"baseline": "a"}]}, "pairs.1.candidate"),
+        ({"pairs": [{"baseline": "a", "candidate": "a"}]}, "pairs.0"),  # a model validator
+    ],
+)
+def test_error_keys_are_the_keys_of_the_file(raw, key):
+    with pytest.raises(ValidationError) as err:
+        _Holder.model_validate(raw)
+    lines = _format_error(err.value, "p.yaml", raw).splitlines()
+    assert lines[0] == "invalid parameters in p.yaml:"
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [key]

@@ -118,7 +118,9 @@ def test_evaluate_then_compare(project: Path):
         for metric in ("bleu", "chrf"):
             entry = report[name][metric]
             assert 0 <= entry["p_value"] <= 1
-            assert entry["difference"] == pytest.approx(entry["candidate"] - entry["baseline"])
+            # each of the three is rounded to 4 decimals on its own
+            difference = entry["candidate"] - entry["baseline"]
+            assert entry["difference"] == pytest.approx(difference, abs=2e-4)
         gru = json.loads((project / "metrics/eval/gru.json").read_text())
         assert report[name]["bleu"]["baseline"] == pytest.approx(gru[name]["beam"]["bleu"])
 
@@ -184,3 +186,44 @@ def test_dvc_yaml_lists_what_the_stages_read():
     }
     for model in ("baseline", "candidate"):
         assert f"data/eval/${{item.{model}}}/translations" in compare["do"]["deps"]
+
+
+def edit_params(root: Path, section: str, **values) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.setdefault(section, {}).update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_evaluate_validates_only_the_sections_it_reads(project: Path):
+    evaluate = load_stage("evaluate")
+    edit_params(project, "train", epoch=3)
+    edit_params(project, "vocab", kind="bytes")
+    # A missing checkpoint fails right after the params are read: they loaded.
+    result = CliRunner().invoke(evaluate.main, evaluate_args("missing"))
+    assert result.exit_code == 1 and "no such checkpoint" in result.output, result.output
+    for section, values, key in [
+        ("evaluate", {"beam_sise": 3}, "evaluate.beam_sise: unknown key"),
+        ("data", {"test_set": []}, "data.test_set: unknown key"),
+    ]:
+        edit_params(project, section, **values)
+        result = CliRunner().invoke(evaluate.main, evaluate_args("attention"))
+        assert result.exit_code == 1 and key in result.output, result.output
+        assert "train.epoch" not in result.output and "vocab.kind" not in result.output
+    assert not (project / "data/eval").exists()
+
+
+def test_compare_validates_only_the_sections_it_reads(tmp_path: Path, monkeypatch):
+    params = {"evaluate": {"compare": {"resamples": 10}}, "train": {"epoch": 3}, "data": {"x": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for model in ("gru", "attention"):
+        path = tmp_path / f"{model}/heldout.beam.parquet"
+        write_translations(path, SRC[:3], REF[:3], REF[:3], [0.0] * 3)
+    monkeypatch.chdir(tmp_path)
+    compare = load_stage("compare")
+    args = ["--pair", "attention_vs_gru", "--baseline", "gru", "--candidate", "attention"]
+    result = CliRunner().invoke(compare.main, [*args, "--metrics", "c.json"])
+    assert result.exit_code == 0, result.output
+    edit_params(tmp_path, "evaluate", compare={"resample": 10})
+    result = CliRunner().invoke(compare.main, [*args, "--metrics", "d.json"])
+    assert result.exit_code == 1 and "evaluate.compare.resample: unknown key" in result.output
+    assert "train.epoch" not in result.output and not (tmp_path / "d.json").exists()

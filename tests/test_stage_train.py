@@ -126,3 +126,45 @@ def test_checkpoints_record_the_longest_training_source(workdir):
     assert invoke().exit_code == 0
     loaded = load_model(workdir / "models/attention")
     assert loaded.meta["train_max_src_tokens"] == 5  # reversal(): 2 to 5 digits
+
+
+def edit_params(workdir, section, **values):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    params.setdefault(section, {}).update(values)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_a_typo_in_a_section_the_stage_does_not_read_does_not_stop_it(workdir):
+    edit_params(workdir, "evaluate", beam_sise=3)
+    edit_params(workdir, "vocab", kind="bytes")
+    # An unknown model fails right after the params are read: they loaded.
+    result = CliRunner().invoke(train_stage.main, [*ARGS[:1], "nope", *ARGS[2:]])
+    assert result.exit_code == 1, result.output
+    assert "models.nope is not defined" in result.output and "beam_sise" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("train", {"epoch": 3}, "train.epoch: unknown key"),
+        ("data", {"src_lnag": "fr"}, "data.src_lnag: unknown key"),
+        ("prepare", {"normalise": {}}, "prepare.normalise: unknown key"),
+        (
+            "models",
+            {"attention": {"hidden_dim": 16, "hiden_dim": 8}},
+            "models.attention.hiden_dim: unknown key",
+        ),
+        ("seed", None, "seed: Input should be a valid integer"),
+    ],
+)
+def test_a_typo_in_a_section_the_stage_reads_stops_it_naming_the_key(workdir, section, values, key):
+    if values is None:
+        (workdir / "params.yaml").write_text(
+            (workdir / "params.yaml").read_text().replace("seed: 3", "seed: three")
+        )
+    else:
+        edit_params(workdir, section, **values)
+    result = CliRunner().invoke(train_stage.main, ARGS)
+    assert result.exit_code == 1, result.output
+    assert key in result.output and "Traceback" not in result.output
+    assert not (workdir / "models").exists()

@@ -146,3 +146,30 @@ def test_dvc_stage_matches_the_cli() -> None:
     assert {"stages/vocab.py", "src/nmt/vocab.py", "data/prepared"} <= set(stage["deps"])
     assert stage["outs"] == ["data/vocab"]
     assert stage["metrics"] == [{"metrics/vocab.json": {"cache": False}}]
+
+
+def test_a_typo_in_a_section_the_stage_does_not_read_does_not_stop_it(project: Path) -> None:
+    params = {"seed": 3, "vocab": {"kind": "word"}, "evaluate": {"beam_sise": 3}}
+    params["train"] = {"lr": -1.0}  # invalid, but the vocab stage does not read it
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = invoke()
+    assert result.exit_code == 0, result.output
+    assert "word vocabularies" in result.output
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({"seed": 3, "vocab": {"kind": "word", "min_freqq": 2}}, "vocab.min_freqq: unknown key"),
+        ({"seed": "three", "vocab": {"kind": "word"}}, "seed: Input should be a valid integer"),
+    ],
+)
+def test_a_typo_in_a_section_the_stage_reads_stops_it_naming_the_key(
+    project: Path, params: dict[str, Any], key: str
+) -> None:
+    params["evaluate"] = {"beam_sise": 3}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    result = invoke()
+    assert result.exit_code == 1 and key in result.output, result.output
+    assert "beam_sise" not in result.output
+    assert not (project / "data/vocab").exists()

@@ -57,10 +57,34 @@ class Params(BaseModel):
     evaluate: EvaluateParams = EvaluateParams()
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _key(loc: tuple[int | str, ...], raw: Any) -> str:
+    """An error's location as the dotted key it has in the file.
+
+    Pydantic also puts the member of a tagged union in the path (``models.m.rnn.cell``
+    for ``models: {m: {cell: ...}}``); a step that is no key of the input is left out,
+    unless it is the last one under a mapping (a missing key).
+    """
+    parts: list[str] = []
+    node = raw
+    for i, step in enumerate(loc):
+        if isinstance(node, dict):
+            present = step in node
+        else:
+            present = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if present:
+            node = node[step]
+        elif i == len(loc) - 1 and isinstance(node, dict):
+            node = None
+        else:
+            continue
+        parts.append(str(step))
+    return ".".join(parts) or "<root>"
+
+
+def _format_error(err: ValidationError, source: str, raw: Any) -> str:
     lines = [f"invalid parameters in {source}:"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        key = _key(tuple(e["loc"]), raw)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -73,7 +97,7 @@ def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        raise ParamsError(_format_error(err, source)) from None
+        raise ParamsError(_format_error(err, source, raw)) from None
 
 
 def load_params(
