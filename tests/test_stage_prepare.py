@@ -118,8 +118,6 @@ def test_dvc_stage_matches_the_cli() -> None:
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]
     assert stage["cmd"] == "python stages/prepare.py " + " ".join(ARGS)
     assert stage["params"] == ["seed", "data", "prepare"]
-    assert {"stages/prepare.py", "src/nmt/data", "src/nmt/data/corpora.py", "data/raw"} <= set(
-        stage["deps"]
-    )
+    assert {"stages/prepare.py", "src/nmt/data", "src/nmt/config", "data/raw"} <= set(stage["deps"])
     assert stage["outs"] == ["data/prepared"]
     assert stage["metrics"] == [{"metrics/data.json": {"cache": False}}]
