@@ -17,9 +17,7 @@ and cut into batches of at most ``--batch-size`` sentences and ``--max-tokens`` 
 padding, as the evaluate stage decodes) and one sentence at a time (about ``--sequential``
 sentences evenly spaced in length order, each timed right after the batch that holds it
 and one untimed sentence that warms the caches, so that both see the same load on a shared
-machine), and their ratio; the median ratio over the rounds; then batched beam search, and
-batched greedy search with the argmax over the full fp32 logits (no bf16 shortlist), with
-how many of its outputs equal the shortlist's.
+machine), and their ratio; the median ratio over the rounds; then batched beam search.
 No asserts on time.
 """
 
@@ -91,7 +89,7 @@ def _interleaved(
     hyps: list[list[int]] = [[] for _ in ids]
     by_length = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     sample = set(by_length[:: max(1, len(ids) // max(1, sequential))])
-    prepared = prepare(model, settings)  # as the evaluate stage does, once for all batches
+    prepared = prepare(model)  # as the evaluate stage does, once for all batches
 
     def run(sources: list[list[int]], size: int) -> list[list[int]]:
         return decode_ids(
@@ -171,7 +169,7 @@ def main(
     # Warm-up: one untimed pass over the batches. oneDNN builds a kernel for each matrix
     # shape the first time it meets it, which makes the first pass about 0.1-0.4 s slower.
     decode_ids(model, ids, greedy, CPU, batch_size, max_tokens=cap)
-    prepare_s, _ = _timed(lambda: prepare(model, greedy))
+    prepare_s, _ = _timed(lambda: prepare(model))
     click.echo(f"search preparation (once per model and settings): {prepare_s * 1e3:.1f} ms")
     speed_ups = []
     for r in range(1, rounds + 1):
@@ -187,16 +185,6 @@ def main(
     beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size, max_tokens=cap))
     click.echo(
         f"beam {beam}, batched: {len(ids) / beam_s:.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
-    )
-    # the same without the bf16 shortlist: every step's argmax over the fp32 logits
-    plain = SearchSettings(beam_size=1, shortlist=False)
-    plain_s, plain_hyps = _timed(
-        lambda: decode_ids(model, ids, plain, CPU, batch_size, max_tokens=cap)
-    )
-    same = sum(a == b for a, b in zip(hyps, plain_hyps, strict=True))
-    click.echo(
-        f"greedy, batched, fp32 argmax without the bf16 shortlist: {len(ids) / plain_s:.1f} "
-        f"sent/s; outputs equal to the shortlist's: {same} of {len(ids)}"
     )
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -14,6 +15,8 @@ from nmt.cli import _chunk_size, cli
 from nmt.inference.search import SearchSettings
 from nmt.inference.translate import DEFAULT_MAX_SOURCE_TOKENS, Translator
 from test_translate import SRC_WORDS, make_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def translate(*args: str, input: str | None = None):
@@ -207,3 +210,14 @@ def test_bad_profile_is_refused_naming_the_key(tmp_path, monkeypatch):
     assert (tmp_path / "params.yaml").read_text() == before
     missing = CliRunner().invoke(cli, ["profile", "apply", "nope"])
     assert missing.exit_code == 1 and "known: bad, small" in missing.output
+
+
+@pytest.mark.parametrize("args", [["profile", "list"], ["report", "--repo", "."]])
+def test_report_and_profile_do_not_import_torch(args, tmp_path: Path):
+    # `nmt report` fails here (no DVC project in tmp_path); what it imported is the point
+    cmd = [sys.executable, "-X", "importtime", "-m", "nmt.cli", *args]
+    cwd = ROOT if args[0] == "profile" else tmp_path
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "nmt.config" in imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}

@@ -7,6 +7,7 @@ from pydantic import Discriminator, Tag, ValidationError
 
 from nmt.config import ParamsError, StrictModel, _format_error, load_params, parse_params
 from nmt.config.evaluate import ComparisonPair
+from nmt.config.model import RNNParams, TransformerParams, parse_model_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,17 @@ def test_shipped_params_validate():
         ({"data": {"test_sets": ["tatoeba"]}}, "data.test_sets", "not a test corpus"),
         ({"data": {"tgt_lang": "fr"}}, "data.tgt_lang", "differ"),
         ({"models": {"m": {"hidden_dim": "big"}}}, "models.m.hidden_dim", "integer"),
+        ({"models": {"m": {"arch": "lstm"}}}, "models.m", "arch must be one of: rnn, transformer"),
+        (
+            {"models": {"m": {"arch": "transformer", "hidden_dim": 8}}},
+            "models.m.hidden_dim",
+            "unknown key",
+        ),
+        (
+            {"models": {"m": {"arch": "transformer", "model_dim": 30, "heads": 4}}},
+            "models.m",
+            "multiple of heads",
+        ),
         ({"seed": "x"}, "seed", "integer"),
         ({"seed": 1180591620717411303424}, "seed", "less than 4294967296"),
         ({"seed": -1}, "seed", "greater than or equal to 0"),
@@ -47,6 +59,18 @@ def test_bad_params_name_the_key(bad, key, says):
     with pytest.raises(ParamsError) as err:
         parse_params(bad, "params.yaml")
     assert f"{key}:" in str(err.value) and says in str(err.value)
+
+
+def test_a_model_without_arch_is_recurrent_and_arch_picks_the_params_class():
+    params = parse_params(
+        {"models": {"old": {"hidden_dim": 8}, "t": {"arch": "transformer", "heads": 2}}}
+    )
+    assert isinstance(params.models["old"], RNNParams) and params.models["old"].arch == "rnn"
+    assert isinstance(params.models["t"], TransformerParams) and params.models["t"].heads == 2
+    # a checkpoint's params, written before there was a choice, still parse
+    saved = RNNParams(hidden_dim=8).model_dump()
+    del saved["arch"]
+    assert parse_model_params(saved) == RNNParams(hidden_dim=8)
 
 
 def test_sections_validate_only_what_a_stage_reads(tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
-from nmt.config.model import RNNParams
+from nmt.config.model import RNNParams, parse_model_params
 from nmt.config.train import LRScheduleParams
 from nmt.models import build_model
 from nmt.training.batching import collate, tokenize_pairs
@@ -298,14 +298,27 @@ def test_early_stopping_when_the_metric_stalls(tmp_path):
     assert set(summary["best"]) == {"valid_loss", "valid_loss_free", "valid_bleu"}
 
 
-def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path):
+TRANSFORMER = {
+    "arch": "transformer", "model_dim": 64, "heads": 4, "ff_dim": 128, "encoder_layers": 2,
+    "decoder_layers": 2, "dropout": 0.0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path, arch):
     from nmt.inference.search import greedy_search
     from nmt.training.checkpoint import load_model
 
     torch.manual_seed(0)
-    model = tiny_model(0, embedding_dim=32, hidden_dim=64, dropout=0.0)
+    if arch == "rnn":
+        model = tiny_model(0, embedding_dim=32, hidden_dim=64, dropout=0.0)
+    else:
+        model = build_model(parse_model_params(TRANSFORMER), len(DIGITS), len(DIGITS))
     train, valid = data(3000, 200, lo=3, hi=8)
     params = train_params(epochs=6, batch_tokens=800, lr=3e-3, valid_batch_size=200)
+    if arch == "transformer":  # with the warm-up transformers are trained with
+        schedule = LRScheduleParams(kind="warmup", warmup_steps=100, after_warmup="constant")
+        params = params.model_copy(update={"lr": 1e-3, "epochs": 12, "lr_schedule": schedule})
     result = fit(
         model, train, valid, DIGITS.decode, params, seed=0, device=CPU, dtype=None,
         out_dir=tmp_path, payload=lambda: payload(model), run_id="reverse",
@@ -314,7 +327,9 @@ def test_a_tiny_model_learns_to_reverse_digit_strings(tmp_path):
     batch = collate(valid.pairs, np.arange(len(valid.refs)))
     out = greedy_search(best, batch.src, batch.src_lengths, 12)
     exact = np.mean([DIGITS.decode(o) == ref for o, ref in zip(out, valid.refs, strict=True)])
-    assert exact >= 0.95, (exact, [round(r["valid_bleu"], 1) for r in result.state.history])
+    # in this budget of small batches the Transformer got 0.875 of the strings exact
+    want = 0.95 if arch == "rnn" else 0.8
+    assert exact >= want, (exact, [round(r["valid_bleu"], 1) for r in result.state.history])
 
 
 # ------------------------------------------------------------------------ model fast path

@@ -1,9 +1,11 @@
 import pytest
 import torch
 
-from nmt.config.model import RNNParams
-from nmt.models import build_model, count_parameters
+from nmt.config.model import RNNParams, TransformerParams
+from nmt.models import ARCHITECTURES, Seq2SeqModel, build_model, count_parameters
 from nmt.models.attention import masked_softmax
+from nmt.models.rnn import RNNSeq2Seq
+from nmt.models.transformer import Transformer
 
 ATTENTIONS = ["none", "bahdanau", "dot", "general"]
 CELLS = ["gru", "lstm", "rnn"]
@@ -125,3 +127,103 @@ def test_gradients_reach_every_parameter():
     model(src, lengths, tgt).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == []
+
+
+# ---------------------------------------------------------------- the registry, the variants
+
+
+def transformer(**kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    params = TransformerParams(
+        **{"arch": "transformer", "model_dim": 16, "heads": 2, "ff_dim": 24,
+           "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0, **kw}
+    )  # fmt: skip
+    return build_model(params, SRC_V, TGT_V).eval()
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_transformer_steps_equal_its_teacher_forced_unroll(positions):
+    model = transformer(positions=positions)
+    src, lengths, tgt = batch()
+    logits = model(src, lengths, tgt)
+    assert logits.shape == (3, 6, TGT_V)
+    memory = model.encode(src, lengths)
+    state = model.init_state(memory)
+    steps = []
+    for t in range(tgt.size(1)):
+        step_logits, state, attn = model.decode_step(tgt[:, t], state, memory)
+        steps.append(step_logits)
+        torch.testing.assert_close(attn.sum(-1), torch.ones(3))
+        assert attn[1, 3:].abs().max() == 0 and attn[2, 5:].abs().max() == 0
+    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-5, rtol=1e-4)
+
+
+def test_transformer_padding_never_changes_real_outputs():
+    model = transformer()
+    src, lengths, tgt = batch()
+    base = model(src, lengths, tgt)
+    wider = torch.cat([src, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    wider[1, 3:] = 7
+    torch.testing.assert_close(model(wider, lengths, tgt), base, atol=1e-5, rtol=1e-4)
+    for i in range(3):
+        n = int(lengths[i])
+        alone = model(src[i : i + 1, :n], lengths[i : i + 1], tgt[i : i + 1])
+        torch.testing.assert_close(alone, base[i : i + 1], atol=1e-5, rtol=1e-4)
+
+
+def test_transformer_embeddings_tie_and_share():
+    tied = transformer()
+    assert tied.generator.weight is tied.tgt_embedding.weight
+    assert tied.src_embedding.weight is not tied.tgt_embedding.weight
+    untied = transformer(tie_embeddings=False)
+    assert count_parameters(untied) - count_parameters(tied) == TGT_V * 16
+    torch.manual_seed(0)
+    shared = build_model(
+        TransformerParams(arch="transformer", model_dim=16, heads=2, share_embeddings=True),
+        SRC_V,
+        SRC_V,
+    )
+    assert shared.src_embedding.weight is shared.tgt_embedding.weight
+    with pytest.raises(ValueError, match="one vocabulary"):
+        build_model(TransformerParams(arch="transformer", share_embeddings=True), SRC_V, TGT_V)
+
+
+def test_transformer_gradients_reach_every_parameter():
+    model = transformer(positions="learned").train()
+    src, lengths, tgt = batch()
+    model(src, lengths, tgt).sum().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"bridge": "linear"}, {"bridge": "zeros"}, {"bridge": "zeros", "cell": "lstm"},
+     {"readout": "none"}, {"readout": "none", "attention": "none"}],
+)  # fmt: skip
+def test_rnn_components_step_equals_unroll(overrides):
+    model = tiny(**overrides)
+    src, lengths, tgt = batch()
+    logits = model(src, lengths, tgt)
+    memory = model.encode(src, lengths)
+    state = model.init_state(memory)
+    if overrides.get("bridge") == "zeros":
+        h = state[0] if isinstance(state, tuple) else state
+        assert h.abs().max() == 0
+    steps = []
+    for t in range(tgt.size(1)):
+        step_logits, state, _ = model.decode_step(tgt[:, t], state, memory)
+        steps.append(step_logits)
+    torch.testing.assert_close(torch.stack(steps, 1), logits)
+
+
+def test_a_tied_readout_must_be_embedding_wide():
+    with pytest.raises(ValueError, match="tie_embeddings"):
+        tiny(readout="none", tie_embeddings=True)
+
+
+def test_the_registry_builds_each_architecture_from_its_params():
+    assert set(ARCHITECTURES) == {"rnn", "transformer"}
+    assert isinstance(tiny(), RNNSeq2Seq) and isinstance(transformer(), Transformer)
+    for model in (tiny(), transformer()):
+        assert isinstance(model, Seq2SeqModel) and model.has_attention
+    assert not tiny("none").has_attention

@@ -12,9 +12,6 @@ from typing import IO
 import click
 
 from nmt.config.evaluate import EvaluateParams
-from nmt.device import DeviceError, resolve_device
-from nmt.inference.search import SearchSettings
-from nmt.training.checkpoint import CheckpointError
 
 EVALUATE = EvaluateParams()  # `nmt translate` decodes as the evaluate stage does by default
 
@@ -149,7 +146,11 @@ def translate(
     """
     from tqdm import tqdm
 
-    from nmt.inference.translate import Translator  # torch and the model code load only when needed
+    # torch and the model code load only here: `nmt report` and `nmt profile` need neither
+    from nmt.device import DeviceError, resolve_device
+    from nmt.inference.search import SearchSettings
+    from nmt.inference.translate import Translator
+    from nmt.training.checkpoint import CheckpointError
 
     try:
         dev = resolve_device(device)

@@ -57,12 +57,12 @@ class Params(BaseModel):
     evaluate: EvaluateParams = EvaluateParams()
 
 
-def _key(loc: tuple[int | str, ...], raw: Any) -> str:
+def _key(loc: tuple[int | str, ...], raw: Any, missing: bool = False) -> str:
     """An error's location as the dotted key it has in the file.
 
     Pydantic also puts the member of a tagged union in the path (``models.m.rnn.cell``
     for ``models: {m: {cell: ...}}``); a step that is no key of the input is left out,
-    unless it is the last one under a mapping (a missing key).
+    unless it is the last one under a mapping of an error that a key is ``missing``.
     """
     parts: list[str] = []
     node = raw
@@ -73,7 +73,7 @@ def _key(loc: tuple[int | str, ...], raw: Any) -> str:
             present = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
         if present:
             node = node[step]
-        elif i == len(loc) - 1 and isinstance(node, dict):
+        elif missing and i == len(loc) - 1 and isinstance(node, dict):
             node = None
         else:
             continue
@@ -84,7 +84,7 @@ def _key(loc: tuple[int | str, ...], raw: Any) -> str:
 def _format_error(err: ValidationError, source: str, raw: Any) -> str:
     lines = [f"invalid parameters in {source}:"]
     for e in err.errors():
-        key = _key(tuple(e["loc"]), raw)
+        key = _key(tuple(e["loc"]), raw, missing=e["type"] == "missing")
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"

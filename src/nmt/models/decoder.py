@@ -50,7 +50,6 @@ class RNNDecoder(nn.Module):
         cell, emb_dim, hidden_dim = params.cell, params.embedding_dim, params.hidden_dim
         layers, kind = params.decoder_layers, params.attention
         self.cell, self.layers, self.hidden_dim, self.emb_dim = cell, layers, hidden_dim, emb_dim
-        self.attention = None if kind == "none" else build_attention(kind, hidden_dim, memory_dim)
         #: what queries the attention: the state before the step, or the step's output
         self.query = "previous" if kind == "bahdanau" else "current"
         #: whether the context is part of the recurrent input
@@ -70,6 +69,9 @@ class RNNDecoder(nn.Module):
             self.bridge_cell = (
                 nn.Linear(memory_dim, layers * hidden_dim) if cell == "lstm" else None
             )
+        # made after the recurrent net and the bridge: a seed gives the same initial
+        # weights as before the decoders were one class
+        self.attention = None if kind == "none" else build_attention(kind, hidden_dim, memory_dim)
         self.feature_dim = hidden_dim + memory_dim
         #: True when a step is :func:`~nmt.models.gru_attention.gru_attention_cell`: one
         #: GRU layer fed the context of additive attention queried by the previous state.
