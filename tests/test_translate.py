@@ -279,3 +279,23 @@ def test_translate_stream_yields_each_chunk_before_reading_the_next(tmp_path, ca
     # the default chunk holds CHUNK_BATCHES batches of hypotheses
     assert translator.chunk_size(settings) == translate_module.CHUNK_BATCHES * 2
     assert list(translator.translate_stream(iter([]), settings)) == []
+
+
+def test_the_search_is_prepared_once_per_translator(tmp_path, monkeypatch):
+    make_checkpoint(tmp_path / "best.pt")
+    translator = Translator.from_checkpoint(tmp_path, CPU)
+    made = []
+    real_prepare = translate_module.prepare
+
+    def counting(model):
+        made.append(model)
+        return real_prepare(model)
+
+    monkeypatch.setattr(translate_module, "prepare", counting)
+    settings = SearchSettings(beam_size=2)
+    first = [translator.translate([t], settings)[0] for t in ("le chat", "la maison", "le chat")]
+    assert len(made) == 1
+    assert first[0] == first[2] == translator.translate(["le chat"], settings)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # another autocast state: its own
+        translator.translate(["le chat"], settings)
+    assert len(made) == 2

@@ -233,6 +233,18 @@ class Translator:
         self.max_tokens = max_tokens
         self.max_source_tokens: int | None = max_source_tokens
         self.normalizer = Normalizer(loaded.normalize)
+        self._prepared: dict[tuple[bool, torch.dtype | None], Prepared] = {}
+
+    def prepared(self) -> Prepared:
+        """``prepare(model)`` for the autocast state now in force, made once per state:
+        the model's weights never change here, and making it costs about as much as
+        searching a short sentence."""
+        kind = self.device.type
+        enabled = torch.is_autocast_enabled(kind)
+        key = (enabled, torch.get_autocast_dtype(kind) if enabled else None)
+        if key not in self._prepared:
+            self._prepared[key] = prepare(self.model)
+        return self._prepared[key]
 
     @classmethod
     def from_checkpoint(
@@ -323,6 +335,7 @@ class Translator:
             self.device,
             self.batch_size,
             progress,
+            prepared=self.prepared(),
             max_tokens=self.max_tokens,
         )
         return [self.detokenize(h) for h in hyps]
