@@ -16,7 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 pipeline: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+# The page test drives a real headless browser: Debian's chromium and its driver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROMEDRIVER := /usr/bin/chromedriver
+
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver fonts-dejavu-core > /dev/null
+
+test: $(STAMP) $(CHROMEDRIVER)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

@@ -171,6 +171,132 @@ def translate(
 
 
 @cli.command()
+@click.option(
+    "--model",
+    "checkpoint",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A checkpoint file, or a model directory holding best.pt.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--beam",
+    type=click.IntRange(min=1),
+    default=EVALUATE.beam_size,
+    show_default=True,
+    help="Beam size of a request that names none.",
+)
+@click.option(
+    "--length-penalty",
+    type=click.FloatRange(min=0.0),
+    default=EVALUATE.length_penalty,
+    show_default=True,
+)
+@click.option(
+    "--max-length-ratio",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=EVALUATE.max_length_ratio,
+    show_default=True,
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Sentences of concurrent requests decoded together.",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0.0),
+    default=5.0,
+    show_default=True,
+    help="How long a batch waits for more requests.",
+)
+@click.option(
+    "--max-sentences",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Sentences per request.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Characters per sentence.",
+)
+@click.option("--max-beam", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--max-pending",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Sentences waiting or being decoded; past it requests get 503.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds per request, waiting included; then 504.",
+)
+def serve(
+    checkpoint: Path,
+    host: str,
+    port: int,
+    beam: int,
+    length_penalty: float,
+    max_length_ratio: float,
+    device: str,
+    max_batch: int,
+    max_wait_ms: float,
+    max_sentences: int,
+    max_chars: int,
+    max_beam: int,
+    max_pending: int,
+    timeout: float,
+) -> None:
+    """Serve a model over HTTP: POST /translate, GET /health, GET /model, and a page at /.
+
+    Answers equal `nmt translate`'s for the same options. SIGTERM or Ctrl-C stops taking
+    requests and finishes those in flight.
+    """
+    import uvicorn
+
+    from nmt.device import DeviceError, resolve_device
+    from nmt.inference.translate import Translator
+    from nmt.serving.app import ServeSettings, create_app
+    from nmt.training.checkpoint import CheckpointError
+
+    try:
+        settings = ServeSettings(
+            beam_size=beam,
+            length_penalty=length_penalty,
+            max_length_ratio=max_length_ratio,
+            max_beam=max_beam,
+            max_sentences=max_sentences,
+            max_chars=max_chars,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_pending=max_pending,
+            timeout_s=timeout,
+        )
+        translator = Translator.from_checkpoint(
+            checkpoint, resolve_device(device), EVALUATE.batch_size, EVALUATE.max_tokens, "train"
+        )
+    except (CheckpointError, DeviceError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    app = create_app(translator, checkpoint, settings)
+    with _warnings_on_stderr():
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=timeout)
+
+
+@cli.command()
 @click.option("--repo", default=".", show_default=True, help="The DVC project.")
 @click.option("--all-commits", is_flag=True, help="Experiments of every commit, not HEAD's.")
 def report(repo: str, all_commits: bool) -> None:
