@@ -16,7 +16,9 @@ from test_translate import make_checkpoint
 
 @pytest.fixture
 def browser(monkeypatch, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
     driver_path = shutil.which("chromedriver")
     assert chromium and driver_path, (
         "the page test needs Debian's chromium and chromium-driver: `make test` installs them"
