@@ -70,14 +70,52 @@ def _write_lines(lines: Iterable[str]) -> None:
         out.flush()
 
 
-@cli.command()
-@click.option(
+# Options that `nmt translate` and `nmt serve` share.
+_MODEL = click.option(
     "--model",
     "checkpoint",
     type=click.Path(path_type=Path),
     required=True,
     help="A checkpoint file, or a model directory holding best.pt.",
 )
+_LENGTH_PENALTY = click.option(
+    "--length-penalty",
+    type=click.FloatRange(min=0.0),
+    default=EVALUATE.length_penalty,
+    show_default=True,
+    help="GNMT length-penalty alpha (beam search).",
+)
+_MAX_LENGTH_RATIO = click.option(
+    "--max-length-ratio",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=EVALUATE.max_length_ratio,
+    show_default=True,
+    help=f"Output cap: ratio x source tokens + {EVALUATE.max_length_extra}.",
+)
+_DEVICE = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+
+
+def _translator(
+    checkpoint: Path, device: str, batch_size: int, max_tokens: int, max_source_tokens: int | None
+):  # type: ignore[no-untyped-def]
+    """The Translator of ``checkpoint``, or a ClickException naming what is wrong."""
+    # torch and the model code load only here: `nmt report` and `nmt profile` need neither
+    from nmt.device import DeviceError, resolve_device
+    from nmt.inference.translate import Translator
+    from nmt.training.checkpoint import CheckpointError
+
+    try:
+        return Translator.from_checkpoint(
+            checkpoint, resolve_device(device), batch_size, max_tokens, max_source_tokens or "train"
+        )
+    except (CheckpointError, DeviceError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+@cli.command()
+@_MODEL
 @click.argument("texts", nargs=-1)
 @click.option(
     "--beam",
@@ -86,23 +124,9 @@ def _write_lines(lines: Iterable[str]) -> None:
     show_default=True,
     help="Beam size; 1 is greedy search.",
 )
-@click.option(
-    "--length-penalty",
-    type=click.FloatRange(min=0.0),
-    default=EVALUATE.length_penalty,
-    show_default=True,
-    help="GNMT length-penalty alpha (beam search).",
-)
-@click.option(
-    "--max-length-ratio",
-    type=click.FloatRange(min=0.0, min_open=True),
-    default=EVALUATE.max_length_ratio,
-    show_default=True,
-    help=f"Output cap: ratio x source tokens + {EVALUATE.max_length_extra}.",
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
+@_LENGTH_PENALTY
+@_MAX_LENGTH_RATIO
+@_DEVICE
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -146,19 +170,9 @@ def translate(
     """
     from tqdm import tqdm
 
-    # torch and the model code load only here: `nmt report` and `nmt profile` need neither
-    from nmt.device import DeviceError, resolve_device
     from nmt.inference.search import SearchSettings
-    from nmt.inference.translate import Translator
-    from nmt.training.checkpoint import CheckpointError
 
-    try:
-        dev = resolve_device(device)
-        translator = Translator.from_checkpoint(
-            checkpoint, dev, batch_size, max_tokens, max_source_tokens or "train"
-        )
-    except (CheckpointError, DeviceError) as err:
-        raise click.ClickException(str(err)) from None
+    translator = _translator(checkpoint, device, batch_size, max_tokens, max_source_tokens)
     settings = SearchSettings(
         beam_size=beam, length_penalty=length_penalty, max_length_ratio=max_length_ratio
     )
@@ -171,13 +185,7 @@ def translate(
 
 
 @cli.command()
-@click.option(
-    "--model",
-    "checkpoint",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="A checkpoint file, or a model directory holding best.pt.",
-)
+@_MODEL
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option(
@@ -187,21 +195,9 @@ def translate(
     show_default=True,
     help="Beam size of a request that names none.",
 )
-@click.option(
-    "--length-penalty",
-    type=click.FloatRange(min=0.0),
-    default=EVALUATE.length_penalty,
-    show_default=True,
-)
-@click.option(
-    "--max-length-ratio",
-    type=click.FloatRange(min=0.0, min_open=True),
-    default=EVALUATE.max_length_ratio,
-    show_default=True,
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
+@_LENGTH_PENALTY
+@_MAX_LENGTH_RATIO
+@_DEVICE
 @click.option(
     "--max-batch",
     type=click.IntRange(min=1),
@@ -268,10 +264,7 @@ def serve(
     """
     import uvicorn
 
-    from nmt.device import DeviceError, resolve_device
-    from nmt.inference.translate import Translator
     from nmt.serving.app import ServeSettings, create_app
-    from nmt.training.checkpoint import CheckpointError
 
     try:
         settings = ServeSettings(
@@ -286,11 +279,9 @@ def serve(
             max_pending=max_pending,
             timeout_s=timeout,
         )
-        translator = Translator.from_checkpoint(
-            checkpoint, resolve_device(device), EVALUATE.batch_size, EVALUATE.max_tokens, "train"
-        )
-    except (CheckpointError, DeviceError, ValueError) as err:
+    except ValueError as err:
         raise click.ClickException(str(err)) from None
+    translator = _translator(checkpoint, device, EVALUATE.batch_size, EVALUATE.max_tokens, None)
     app = create_app(translator, checkpoint, settings)
     with _warnings_on_stderr():
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=timeout)

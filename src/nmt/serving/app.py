@@ -273,10 +273,10 @@ def create_app(translator: Translator, model_path: Path, settings: ServeSettings
     async def model(request: Request) -> Response:
         return JSONResponse(info)
 
+    index = resources.files("nmt.serving").joinpath("static/index.html").read_text("utf-8")
+
     async def page(request: Request) -> Response:
-        return HTMLResponse(
-            resources.files("nmt.serving").joinpath("static/index.html").read_text()
-        )
+        return HTMLResponse(index)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
