@@ -9,7 +9,6 @@ metrics JSON.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -50,9 +49,8 @@ def main(
         translator = Translator.from_checkpoint(
             checkpoint, device, config.batch_size, config.max_tokens
         )
-        progress = sys.stderr.isatty()
         with atomic_path(translations) as t_tmp, atomic_path(lengths) as l_tmp:
-            results = evaluate_model(translator, test_sets, config, t_tmp, l_tmp, progress)
+            results = evaluate_model(translator, test_sets, config, t_tmp, l_tmp, "auto")
         with atomic_path(attention) as a_tmp:
             a_tmp.mkdir()
             heldout = read_test_set(test_sets[HELDOUT], config.max_sentences)["src"].tolist()

@@ -7,11 +7,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from nmt.config.evaluate import EvaluateParams
+
+if TYPE_CHECKING:
+    from nmt.progress import Progress, ProgressMode
 
 EVALUATE = EvaluateParams()  # `nmt translate` decodes as the evaluate stage does by default
 
@@ -70,13 +73,20 @@ def _write_lines(lines: Iterable[str]) -> None:
         out.flush()
 
 
+def _counted(items: Iterable[str], progress: Progress) -> Iterator[str]:
+    """``items``, each counted by ``progress`` once it has been handled."""
+    for item in items:
+        yield item
+        progress.update()
+
+
 # Options that `nmt translate` and `nmt serve` share.
 _MODEL = click.option(
     "--model",
     "checkpoint",
     type=click.Path(path_type=Path),
     required=True,
-    help="A checkpoint file, or a model directory holding best.pt.",
+    help="A checkpoint file, or a model folder (its model.pt).",
 )
 _LENGTH_PENALTY = click.option(
     "--length-penalty",
@@ -168,20 +178,19 @@ def translate(
     Sources longer than --max-source-tokens are truncated, and bytes that are not UTF-8
     replaced with U+FFFD, with a warning on stderr naming the line.
     """
-    from tqdm import tqdm
-
     from nmt.inference.search import SearchSettings
+    from nmt.progress import Progress
 
     translator = _translator(checkpoint, device, batch_size, max_tokens, max_source_tokens)
     settings = SearchSettings(
         beam_size=beam, length_penalty=length_penalty, max_length_ratio=max_length_ratio
     )
     # a count of lines done, where it does not mix with the translations on a terminal
-    progress = sys.stderr.isatty() and not sys.stdout.isatty()
+    mode: ProgressMode = "bar" if sys.stderr.isatty() and not sys.stdout.isatty() else "off"
     chunk_size = _chunk_size(texts, sys.stdin)
-    with _warnings_on_stderr():
+    with _warnings_on_stderr(), Progress(None, "translate", "sentences", mode) as progress:
         outputs = translator.translate_stream(_inputs(texts), settings, chunk_size=chunk_size)
-        _write_lines(tqdm(outputs, unit="sent", disable=not progress, leave=False))
+        _write_lines(_counted(outputs, progress))
 
 
 @cli.command()

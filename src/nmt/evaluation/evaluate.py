@@ -16,6 +16,7 @@ from nmt.evaluation.scoring import (
 )
 from nmt.inference.search import SearchSettings
 from nmt.inference.translate import Translator
+from nmt.progress import ProgressMode
 from nmt.utils import atomic_path
 
 # ------------------------------------------------------------------------ a whole model
@@ -40,7 +41,7 @@ def evaluate_model(
     params: EvaluateParams,
     translations_dir: str | os.PathLike[str],
     lengths_dir: str | os.PathLike[str],
-    progress: bool = False,
+    progress: ProgressMode = "off",
 ) -> dict[str, object]:
     """Decode every test set with greedy and beam search, score, and write the details.
 
@@ -48,7 +49,8 @@ def evaluate_model(
     hypothesis, sentence chrF) and ``<lengths_dir>/<test set>.tsv`` (BLEU per
     source-length bucket, one column per search). Returns the metrics: per test set,
     the number of sentences and BLEU / chrF per search; the settings and the sacrebleu
-    signatures (the same for every score) once, at the top.
+    signatures (the same for every score) once, at the top. ``progress`` counts the
+    sentences of each decoding, named ``<test set> <search>`` (see :class:`~nmt.progress.Progress`).
     """
     searches = search_settings(params)
     metrics: dict[str, object] = {}
@@ -61,7 +63,9 @@ def evaluate_model(
         entry: dict[str, object] = {"sentences": len(frame)}
         by_length = None
         for search, settings in searches.items():
-            hyps = translator.translate(sources, settings, normalized=True, progress=progress)
+            hyps = translator.translate(
+                sources, settings, normalized=True, progress=progress, desc=f"{name} {search}"
+            )
             score = score_corpus(hyps, refs)
             entry[search] = {"bleu": score.bleu, "chrf": score.chrf}
             signatures = {"bleu": score.bleu_signature, "chrf": score.chrf_signature}

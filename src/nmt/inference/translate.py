@@ -39,7 +39,6 @@ from typing import Any, BinaryIO, Literal
 
 import torch
 from pydantic import ValidationError
-from tqdm import tqdm
 
 from nmt.data.normalize import Normalizer
 from nmt.inference.search import (
@@ -52,6 +51,7 @@ from nmt.inference.search import (
     search,
 )
 from nmt.models import Seq2SeqModel
+from nmt.progress import Progress, ProgressMode
 from nmt.training.checkpoint import CheckpointError, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -165,9 +165,10 @@ def decode_ids(
     settings: SearchSettings,
     device: torch.device,
     batch_size: int = 192,
-    progress: bool = False,
+    progress: ProgressMode = "off",
     prepared: Prepared | None = None,
     max_tokens: int | None = None,
+    desc: str = "decode",
 ) -> list[list[int]]:
     """Search every source (token ids, no specials) in length-sorted batches; input order.
 
@@ -175,7 +176,8 @@ def decode_ids(
     sentences per batch, beam search ``batch_size // beam_size`` (at least one), so both
     run matmuls of about the same height. ``max_tokens`` (None: no cap) caps the source
     tokens of a batch's hypotheses, padding included, the same way. ``prepared``:
-    ``prepare(model)``, made here when None.
+    ``prepare(model)``, made here when None. ``progress`` counts the sentences done, under
+    ``desc`` (see :class:`~nmt.progress.Progress`).
     """
     out: list[list[int]] = [[] for _ in sources]
     prepared = prepared or prepare(model)
@@ -183,13 +185,13 @@ def decode_ids(
     per_batch = max(1, batch_size // beam)
     tokens = None if max_tokens is None else max(1, max_tokens // beam)
     batches = length_batches([len(s) for s in sources], per_batch, tokens)
-    with tqdm(total=len(sources), unit="sent", disable=not progress, leave=False) as bar:
+    with Progress(len(sources), desc, "sentences", progress) as shown:
         for idx in batches:
             src, lengths = pad_batch([sources[i] for i in idx], device)
             hyps = search(model, src, lengths, settings, prepared)
             for i, hyp in zip(idx, hyps, strict=True):
                 out[i] = hyp
-            bar.update(len(idx))
+            shown.update(len(idx))
     return out
 
 
@@ -320,12 +322,14 @@ class Translator:
         texts: Sequence[str],
         settings: SearchSettings,
         normalized: bool = False,
-        progress: bool = False,
+        progress: ProgressMode = "off",
         first_line: int = 1,
+        desc: str = "translate",
     ) -> list[str]:
         """Translate ``texts`` (one sentence each); empty input gives empty output.
 
-        ``first_line``: the line number of ``texts[0]`` in warnings.
+        ``first_line``: the line number of ``texts[0]`` in warnings. ``progress``: see
+        :func:`decode_ids`, which shows it under ``desc``.
         """
         sources = self.encode(texts, normalized, first_line)
         hyps = decode_ids(
@@ -337,6 +341,7 @@ class Translator:
             progress,
             prepared=self.prepared(),
             max_tokens=self.max_tokens,
+            desc=desc,
         )
         return [self.detokenize(h) for h in hyps]
 
