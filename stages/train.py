@@ -1,9 +1,10 @@
 """DVC stage `train` (one per model): train ``models.<name>`` on the prepared data.
 
 Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``train``.
-Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``) and
-``<out>/last.pt`` (last epoch, with the state to resume from), per-epoch dvclive logs in
-``<live>`` and a summary JSON. A run interrupted midway resumes from ``last.pt`` when it
+Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``),
+``<out>/epoch-<n>.pt`` (the last ``train.keep_epochs`` epochs' weights, for the average
+stage), ``<out>/last.pt`` (last epoch, with the state to resume from), per-epoch dvclive
+logs in ``<live>`` and a summary JSON. A run interrupted midway resumes from ``last.pt`` when it
 was written under the same params (``--fresh`` ignores it); a finished ``last.pt`` is
 never resumed, so a forced re-run trains again. Checkpoints hold no timings: the same
 params and data give byte-identical files.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import get_args
 
 import click
 import torch
@@ -23,6 +25,7 @@ from nmt.config import ParamsError, load_params
 from nmt.data.normalize import Normalizer
 from nmt.device import DeviceError, describe, resolve_device, resolve_precision
 from nmt.models import build_model, count_parameters
+from nmt.progress import ProgressMode
 from nmt.training.batching import read_split
 from nmt.training.checkpoint import CheckpointError, model_payload
 from nmt.training.loop import ValidSet, fit, resume_fingerprint
@@ -36,14 +39,20 @@ PathOpt = click.Path(path_type=Path)
 @click.option("--model", "name", required=True, help="A key of params.yaml's models.")
 @click.option("--prepared", type=PathOpt, required=True, help="train/valid.parquet folder.")
 @click.option("--vocab", type=PathOpt, required=True, help="src.json/tgt.json folder.")
-@click.option("--out", type=PathOpt, required=True, help="Folder for best.pt and last.pt.")
+@click.option("--out", type=PathOpt, required=True, help="Folder for the run's checkpoints.")
 @click.option("--metrics", type=PathOpt, required=True, help="Summary JSON to write.")
 @click.option("--live", type=PathOpt, required=True, help="dvclive folder (per-epoch logs).")
 @click.option("--fresh", is_flag=True, help="Ignore a resumable last.pt.")
-@click.option("--progress/--no-progress", default=False, help="Show a progress bar.")
+@click.option(
+    "--progress",
+    type=click.Choice(get_args(ProgressMode)),
+    default="auto",
+    show_default=True,
+    help="Steps of each epoch: a bar, lines (one a minute), off; auto: a bar on a terminal.",
+)
 def main(
     name: str, prepared: Path, vocab: Path, out: Path, metrics: Path, live: Path,
-    fresh: bool, progress: bool,
+    fresh: bool, progress: ProgressMode,
 ) -> None:  # fmt: skip
     """Train one model of params.yaml's `models` section."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -11,8 +11,8 @@ from nmt.config.data import NormalizeParams
 from nmt.config.model import RNNParams, parse_model_params
 from nmt.config.train import LRScheduleParams
 from nmt.models import build_model
-from nmt.training.batching import collate, tokenize_pairs
-from nmt.training.checkpoint import model_payload
+from nmt.training.batching import collate, make_batches, tokenize_pairs
+from nmt.training.checkpoint import epoch_checkpoints, model_payload
 from nmt.training.loop import (
     TrainingDiverged,
     ValidSet,
@@ -20,6 +20,7 @@ from nmt.training.loop import (
     fit,
     rng_state,
     set_rng_state,
+    train_epoch,
 )
 from nmt.training.losses import masked_cross_entropy
 from nmt.training.optim import (
@@ -244,6 +245,32 @@ def test_identical_runs_write_byte_identical_checkpoints(tmp_path):
     assert all("tokens_per_s" not in r for r in last["training"]["fit"]["history"])
 
 
+def test_the_last_epochs_are_kept_and_a_resume_drops_those_past_it(tmp_path):
+    params = train_params(epochs=3, keep_epochs=2, early_stopping={"patience": 5})
+    whole, _ = run(tmp_path / "whole", params)
+    kept = epoch_checkpoints(tmp_path / "whole")
+    assert list(kept) == [2, 3]
+    last = torch.load(kept[3], weights_only=True)
+    assert last["metrics"]["epoch"] == 3 and "training" not in last
+    assert all(torch.equal(v, whole.state_dict()[k]) for k, v in last["model_state"].items())
+
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Interrupt):
+        run(cut, params, on_epoch=stop_after_two)
+    assert read_checkpoint_state(cut / "last.pt")["epoch"] == 1
+    # as if killed after saving epoch 2's weights but before last.pt, or left by another run
+    for stale in ("epoch-2.pt", "epoch-7.pt"):
+        (cut / stale).write_bytes((cut / "epoch-1.pt").read_bytes())
+    run(cut, params)
+    assert {e: p.read_bytes() for e, p in epoch_checkpoints(cut).items()} == {
+        e: p.read_bytes() for e, p in kept.items()
+    }
+
+
 def test_a_finished_run_is_trained_again_not_resumed(tmp_path, caplog):
     params = train_params(epochs=2)
     first, _ = run(tmp_path, params)
@@ -272,7 +299,8 @@ def test_temporaries_of_a_killed_save_are_swept(tmp_path):
         (tmp_path / left / left.split(".")[1]).write_bytes(b"half a checkpoint")
     (tmp_path / "notes.txt").write_text("kept")
     run(tmp_path, train_params(epochs=1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt", "notes.txt"]
+    kept = ["best.pt", "epoch-1.pt", "last.pt", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
 
 
 @pytest.mark.parametrize("clip", [None, 1.0])
@@ -282,6 +310,25 @@ def test_a_diverging_run_stops_naming_the_step_and_writes_no_checkpoint(tmp_path
     with pytest.raises(TrainingDiverged, match=where):
         run(tmp_path, params)
     assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
+
+
+def test_train_epoch_writes_progress_lines_naming_the_epoch_and_the_loss(capsys):
+    params = train_params()
+    model = tiny_model()
+    train, _ = data(60)
+    batches = make_batches(train.src_lengths, train.tgt_lengths, batch_tokens=params.batch_tokens)
+    stats = train_epoch(
+        model, train, batches, build_optimizer(model, params), step_scheduler=None,
+        params=params, ratio=1.0, device=CPU, dtype=None, progress="lines", epoch=2,
+        progress_interval=0.0,
+    )  # fmt: skip
+    lines = capsys.readouterr().err.splitlines()
+    n = len(batches)
+    assert n > 1 and len(lines) == n + 1  # a line per step, and one on closing
+    assert all(line.startswith("train epoch 3: ") and ", loss " in line for line in lines)
+    assert lines[0].startswith(f"train epoch 3: 1/{n} batches")
+    assert lines[-1].startswith(f"train epoch 3: {n}/{n} batches (100%)")
+    assert f", loss {stats['loss']:.3f}, tok/s " in lines[-1]
 
 
 def test_early_stopping_when_the_metric_stalls(tmp_path):

@@ -50,7 +50,7 @@ def workdir(tmp_path, monkeypatch):
 
 ARGS = [
     "--model", "attention", "--prepared", "data/prepared", "--vocab", "data/vocab",
-    "--out", "models/attention", "--metrics", "metrics/train/attention.json",
+    "--out", "checkpoints/attention", "--metrics", "metrics/train/attention.json",
     "--live", "metrics/train/attention",
 ]  # fmt: skip
 
@@ -71,10 +71,12 @@ def test_stage_writes_checkpoints_metrics_and_curves(workdir):
     for name in ("train_loss", "valid_loss_free", "teacher_forcing", "lr", "tokens_per_s"):
         assert (workdir / f"metrics/train/attention/plots/metrics/{name}.tsv").is_file()
     assert not (workdir / "dvc.yaml").exists()  # dvclive must not write one
-    loaded = load_model(workdir / "models/attention")  # best.pt, self-describing
+    loaded = load_model(workdir / "checkpoints/attention")  # best.pt, self-describing
     assert loaded.src_lang == "fr" and loaded.model.params.hidden_dim == 16
-    last = torch.load(workdir / "models/attention/last.pt", weights_only=True)
+    last = torch.load(workdir / "checkpoints/attention/last.pt", weights_only=True)
     assert last["training"]["fit"]["epoch"] == 2
+    kept = sorted(p.name for p in (workdir / "checkpoints/attention").glob("epoch-*.pt"))
+    assert kept == ["epoch-1.pt", "epoch-2.pt"]
 
 
 def test_stage_resumes_to_train_longer_and_fresh_starts_over(workdir, caplog):
@@ -84,13 +86,13 @@ def test_stage_resumes_to_train_longer_and_fresh_starts_over(workdir, caplog):
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     caplog.set_level(logging.INFO, logger="nmt.training.loop")
     assert invoke().exit_code == 0
-    assert "resuming from models/attention/last.pt after epoch 2" in caplog.text
+    assert "resuming from checkpoints/attention/last.pt after epoch 2" in caplog.text
     curve = (workdir / "metrics/train/attention/plots/metrics/train_loss.tsv").read_text()
     assert [line.split("\t")[0] for line in curve.splitlines()] == ["step", "1", "2", "3"]
     params["train"]["lr"] = 0.01  # other params: last.pt does not belong to this run
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     assert invoke().exit_code == 0
-    last = torch.load(workdir / "models/attention/last.pt", weights_only=True)
+    last = torch.load(workdir / "checkpoints/attention/last.pt", weights_only=True)
     assert last["training"]["fit"]["epoch"] == 3
     assert len(last["training"]["fit"]["history"]) == 3
 
@@ -107,8 +109,8 @@ def test_dvc_yaml_train_stage_lists_what_the_stage_reads():
         "seed", "data.src_lang", "data.tgt_lang", "prepare.normalize", "models.${key}", "train",
     ]  # fmt: skip
     outs = [next(iter(o)) if isinstance(o, dict) else o for o in train["outs"]]
-    assert outs == ["models/${key}", "metrics/train/${key}"]
-    assert train["outs"][0]["models/${key}"]["persist"] is True
+    assert outs == ["checkpoints/${key}", "metrics/train/${key}"]
+    assert train["outs"][0]["checkpoints/${key}"]["persist"] is True
 
 
 def test_a_diverging_run_fails_the_stage_and_leaves_no_checkpoint(workdir):
@@ -118,13 +120,13 @@ def test_a_diverging_run_fails_the_stage_and_leaves_no_checkpoint(workdir):
     result = CliRunner().invoke(train_stage.main, ARGS)
     assert result.exit_code != 0
     assert "training diverged at epoch 1, step" in result.output and "train.lr" in result.output
-    assert not (workdir / "models/attention/best.pt").exists()
+    assert not (workdir / "checkpoints/attention/best.pt").exists()
     assert not (workdir / "metrics/train/attention.json").exists()
 
 
 def test_checkpoints_record_the_longest_training_source(workdir):
     assert invoke().exit_code == 0
-    loaded = load_model(workdir / "models/attention")
+    loaded = load_model(workdir / "checkpoints/attention")
     assert loaded.meta["train_max_src_tokens"] == 5  # reversal(): 2 to 5 digits
 
 

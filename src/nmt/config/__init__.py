@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nmt.config.base import StrictModel
 from nmt.config.data import DataParams, DownloadParams, PrepareParams
 from nmt.config.evaluate import EvaluateParams
 from nmt.config.model import ModelParams
-from nmt.config.train import TrainParams
+from nmt.config.train import AverageParams, TrainParams
 from nmt.config.vocab import VocabParams
 
 __all__ = [
+    "AverageParams",
     "DataParams",
     "DownloadParams",
     "EvaluateParams",
@@ -54,7 +55,20 @@ class Params(BaseModel):
     vocab: VocabParams = VocabParams()
     models: dict[str, ModelParams] = {}
     train: TrainParams = TrainParams()
+    average: AverageParams = AverageParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _averaged_epochs_are_kept(self) -> Params:
+        # Checked only where both sections are read (check_params reads the whole file);
+        # the average stage also checks the epochs it finds on disk.
+        both = {"average", "train"} <= self.model_fields_set
+        if both and self.average.last > self.train.keep_epochs:
+            raise ValueError(
+                f"average.last ({self.average.last}) must not exceed train.keep_epochs "
+                f"({self.train.keep_epochs}): only the kept epochs can be averaged"
+            )
+        return self
 
 
 def _key(loc: tuple[int | str, ...], raw: Any, missing: bool = False) -> str:

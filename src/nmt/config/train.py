@@ -94,9 +94,23 @@ class TrainParams(StrictModel):
     valid_sentences: int = Field(500, ge=1)
     valid_batch_size: int = Field(100, ge=1)
     max_length_ratio: float = Field(2.0, gt=0.0)  # greedy: max_len = ratio * src_len + 5
+    # The weights of the last this many epochs stay in the checkpoint folder
+    # (epoch-<n>.pt), for the average stage to average.
+    keep_epochs: int = Field(5, ge=1)
 
     @model_validator(mode="after")
     def _one_batching(self) -> TrainParams:
         if (self.batch_tokens is None) == (self.batch_size is None):
             raise ValueError("set exactly one of batch_tokens and batch_size (the other null)")
         return self
+
+
+class AverageParams(StrictModel):
+    """The model a training run delivers (``models/<name>/model.pt``: what ``evaluate``
+    scores and ``nmt translate`` and ``nmt serve`` load): with ``last: 1``, the best epoch
+    by ``train.early_stopping.metric``; with ``last: k``, the element-wise mean of the
+    weights of the last k epochs (checkpoint averaging, Junczys-Dowmunt et al. 2016), at
+    most ``train.keep_epochs`` of them. A section of its own, so that changing it
+    re-runs the averaging and evaluation, not the training."""
+
+    last: int = Field(1, ge=1)

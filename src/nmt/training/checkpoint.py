@@ -5,11 +5,18 @@ A checkpoint is a plain dict of tensors and JSON-like values (so ``torch.load`` 
 both tokenizers' states and the normalisation settings, so evaluation and ``nmt translate``
 rebuild everything from the file alone. Training state (optimizer, scheduler, RNG, epoch)
 rides along in ``training`` for resuming.
+
+A training run's folder holds ``last.pt`` (to resume from), ``best.pt`` (the best epoch)
+and ``epoch-<n>.pt`` (the weights of the last few epochs); the model it delivers,
+``model.pt``, is its best epoch or the average of its last epochs
+(:func:`average_checkpoints`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,8 @@ from nmt.models import Seq2SeqModel, build_model
 from nmt.utils import atomic_path
 
 FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"  # the model a run delivers
+_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
 
 
 class CheckpointError(ValueError):
@@ -46,10 +55,12 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint dict safely; a directory means its ``best.pt``."""
+    """Load a checkpoint dict safely; a directory means its ``model.pt``, or its
+    ``best.pt`` when it is a training run's folder."""
     p = Path(path)
     if p.is_dir():
-        p = p / "best.pt"
+        delivered = p / MODEL_FILE
+        p = delivered if delivered.is_file() or not (p / "best.pt").is_file() else p / "best.pt"
     if not p.is_file():
         raise CheckpointError(f"{p}: no such checkpoint")
     try:
@@ -89,6 +100,72 @@ def model_payload(
         "src_lang": src_lang,
         "tgt_lang": tgt_lang,
     }
+
+
+def epoch_path(folder: str | os.PathLike[str], epoch: int) -> Path:
+    """Where a run keeps the weights of its (1-based) ``epoch``."""
+    return Path(folder) / f"epoch-{epoch}.pt"
+
+
+def epoch_checkpoints(folder: str | os.PathLike[str]) -> dict[int, Path]:
+    """The epochs whose weights ``folder`` keeps, in order: {epoch: path}."""
+    found = {}
+    for p in Path(folder).glob("epoch-*.pt"):
+        m = _EPOCH_FILE.fullmatch(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """One checkpoint whose weights are the element-wise mean of those of ``paths``.
+
+    Everything else (architecture, tokenizers, settings) is the last one's, and it must
+    be the same in all of them: a checkpoint of another model is refused, naming it.
+    Tensors that are not floating point (counters, if a model had any) are the last's.
+    """
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    ckpts = [read_checkpoint(p) for p in paths]
+    last = ckpts[-1]
+    same = ("model_params", "src_tokenizer", "tgt_tokenizer", "normalize")
+    for p, ckpt in zip(paths, ckpts, strict=True):
+        if any(ckpt.get(k) != last.get(k) for k in same) or ckpt["model_state"].keys() != (
+            last["model_state"].keys()
+        ):
+            raise CheckpointError(f"{p}: another model than {paths[-1]}; cannot average them")
+    state = {}
+    for key, value in last["model_state"].items():
+        if value.is_floating_point():
+            total = torch.zeros_like(value, dtype=torch.float64)
+            for ckpt in ckpts:
+                total += ckpt["model_state"][key]
+            value = (total / len(ckpts)).to(value.dtype)
+        state[key] = value
+    out = {k: v for k, v in last.items() if k not in ("format", "training", "metrics")}
+    return {**out, "model_state": state}
+
+
+def delivered_model(folder: str | os.PathLike[str], last: int = 1) -> dict[str, Any]:
+    """The checkpoint a training run in ``folder`` delivers: its best epoch (``last``
+    1) or the average of its last ``last`` epochs' weights, without training state, with
+    ``delivered: {"epochs": [...], "average_last": last}`` saying which."""
+    folder = Path(folder)
+    if last == 1:
+        payload = read_checkpoint(folder / "best.pt")
+        epochs = [int(payload.get("metrics", {}).get("epoch", 0))]
+    else:
+        kept = epoch_checkpoints(folder)
+        if len(kept) < last:
+            raise CheckpointError(
+                f"average.last is {last} but {folder} keeps the weights of {len(kept)} "
+                f"epoch(s) ({', '.join(map(str, kept)) or 'none'}): train more epochs or "
+                f"raise train.keep_epochs"
+            )
+        epochs = list(kept)[-last:]
+        payload = average_checkpoints([kept[e] for e in epochs])
+    payload = {k: v for k, v in payload.items() if k not in ("format", "training")}
+    return {**payload, "delivered": {"epochs": epochs, "average_last": last}}
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> LoadedModel:

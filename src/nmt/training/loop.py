@@ -26,14 +26,20 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
-from tqdm import tqdm
 
 from nmt.config.train import TrainParams
 from nmt.device import autocast
 from nmt.models import Seq2SeqModel
+from nmt.progress import Progress, ProgressMode
 from nmt.specials import PAD_ID
 from nmt.training.batching import Batch, TokenizedPairs, collate, make_batches
-from nmt.training.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from nmt.training.checkpoint import (
+    CheckpointError,
+    epoch_checkpoints,
+    epoch_path,
+    read_checkpoint,
+    save_checkpoint,
+)
 from nmt.training.losses import masked_cross_entropy
 from nmt.training.optim import (
     Scheduler,
@@ -89,40 +95,48 @@ def train_epoch(
     ratio: float,
     device: torch.device,
     dtype: torch.dtype | None,
-    progress: bool = False,
+    progress: ProgressMode = "off",
     epoch: int = 0,
+    progress_interval: float = 60.0,
 ) -> dict[str, float]:
     """One pass over ``batches`` (index arrays into ``pairs``), the 0-based ``epoch``.
 
+    ``progress`` shows the steps, the mean loss so far and the tokens per second (see
+    :class:`~nmt.progress.Progress`; as lines, one every ``progress_interval`` seconds).
     Returns the mean training loss per target token, the token count and the seconds.
     """
     model.train()
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    total_loss = 0.0
     tokens = 0
     start = time.perf_counter()
     mode = params.teacher_forcing.mode
-    for step, idx in enumerate(tqdm(batches, desc="train", disable=not progress, leave=False)):
-        batch = collate(pairs, idx).to(device)
-        with autocast(device, dtype):
-            logits, target = batch_logits(model, batch, ratio, mode)
-        loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_sum / batch.n_tokens
-        loss.backward()
-        norm = None
-        if params.clip_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
-        # Checked before the update, so a diverged step never reaches the weights (one
-        # host sync per step: nothing on a CPU, a short stall on a GPU).
-        where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
-        check_finite(loss, norm, where=where, params=params)
-        optimizer.step()
-        if step_scheduler is not None:
-            step_scheduler.step()
-        total_loss += loss_sum.detach()
-        tokens += batch.n_tokens
+    desc = f"train epoch {epoch + 1}"
+    with Progress(len(batches), desc, "batches", progress, progress_interval) as shown:
+        for step, idx in enumerate(batches):
+            batch = collate(pairs, idx).to(device)
+            with autocast(device, dtype):
+                logits, target = batch_logits(model, batch, ratio, mode)
+            loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_sum / batch.n_tokens
+            loss.backward()
+            norm = None
+            if params.clip_grad_norm is not None:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
+            # Checked before the update, so a diverged step never reaches the weights (one
+            # host sync per step: nothing on a CPU, a short stall on a GPU). After it the
+            # loss is computed, so reading it to the host waits for nothing.
+            where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
+            check_finite(loss, norm, where=where, params=params)
+            total_loss += float(loss_sum.detach())
+            optimizer.step()
+            if step_scheduler is not None:
+                step_scheduler.step()
+            tokens += batch.n_tokens
+            rate = tokens / max(time.perf_counter() - start, 1e-9)
+            shown.update(loss=f"{total_loss / tokens:.3f}", **{"tok/s": f"{rate:,.0f}"})
     seconds = time.perf_counter() - start
-    return {"loss": float(total_loss) / max(tokens, 1), "tokens": tokens, "seconds": seconds}
+    return {"loss": total_loss / max(tokens, 1), "tokens": tokens, "seconds": seconds}
 
 
 def check_finite(
@@ -333,12 +347,14 @@ def fit(
     run_id: str,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     resume: bool = True,
-    progress: bool = False,
+    progress: ProgressMode = "off",
 ) -> FitResult:
     """Train ``model`` (already on ``device``) for up to ``params.epochs`` epochs.
 
     After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
-    the early-stopping metric improved and ``out_dir/last.pt`` (with the training state).
+    the early-stopping metric improved, ``out_dir/epoch-<n>.pt`` (the weights of the last
+    ``params.keep_epochs`` epochs are kept) and ``out_dir/last.pt`` (with the training
+    state).
     ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
     see :func:`nmt.training.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
     whose ``run_id`` matches is continued; its history is replayed through ``on_epoch``
@@ -350,7 +366,9 @@ def fit(
     optimizer = build_optimizer(model, params)
     scheduler = build_scheduler(optimizer, params.lr_schedule)
     state = FitState()
-    for name in ("best.pt", "last.pt"):
+    # what atomic saves left: ".<name>.<random>" beside <name>
+    epoch_names = {t.name[1:].split(".pt.", 1)[0] + ".pt" for t in out.glob(".epoch-*.pt.*")}
+    for name in ["best.pt", "last.pt", *sorted(epoch_names)]:
         for left in sweep_temporaries(out / name):
             log.info("removed %s, left by a process killed while saving", left)
     if resume:
@@ -358,6 +376,10 @@ def fit(
         for record in state.history:
             if on_epoch is not None:
                 on_epoch(record)
+    # Epochs of another run, or of this one past where it resumes, are not this run's.
+    for epoch, path in epoch_checkpoints(out).items():
+        if epoch > state.epoch:
+            path.unlink()
     step_scheduler = scheduler if isinstance(scheduler, LambdaLR) else None
     stop = params.early_stopping
     while state.epoch < params.epochs and not state.stopped_early:
@@ -406,6 +428,12 @@ def fit(
             state.stopped_early = state.bad_epochs >= stop.patience
         if on_epoch is not None:
             on_epoch(record)
+        save_checkpoint(
+            epoch_path(out, epoch + 1), {**payload(), "metrics": without_timings(record)}
+        )
+        for old, path in epoch_checkpoints(out).items():
+            if old <= epoch + 1 - params.keep_epochs:
+                path.unlink()
         save_checkpoint(
             out / "last.pt",
             {
