@@ -3,7 +3,7 @@
     python benchmarks/bench_decode.py                        # defaults below
     python benchmarks/bench_decode.py --sentences 256 --sequential 32 --threads 2
 
-The model is the trained ``models/attention/best.pt`` when it exists, else a freshly
+The model is the trained ``models/attention/model.pt`` when it exists, else a freshly
 built attention model of the default size (``RNNParams()``: 256-d GRU, Bahdanau
 attention) with 8,000-token vocabularies; the output says which. Sentences are the first
 ``--sentences`` of ``data/prepared/test.parquet`` when it exists (tokenised with the
@@ -111,7 +111,7 @@ def _interleaved(
 
 
 @click.command()
-@click.option("--checkpoint", type=Path, default=Path("models/attention/best.pt"))
+@click.option("--checkpoint", type=Path, default=Path("models/attention/model.pt"))
 @click.option("--test", type=Path, default=Path("data/prepared/test.parquet"))
 @click.option("--sentences", type=int, default=512, show_default=True)
 @click.option(

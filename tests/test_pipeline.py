@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run([str(BIN / "nmt"), "profile", "apply", "tiny"], dest)
     out = run([str(BIN / "dvc"), "repro"], dest)
     expected = {"check_params", "download", "prepare", "vocab", "train@gru", "train@attention"}
+    expected |= {"average@gru", "evaluate@gru", "card@gru", "compare@attention_vs_gru"}
     expected |= {"train@transformer", "evaluate@transformer"}  # the tiny profile adds it
     assert expected <= ran_stages(out)
     return dest
@@ -83,7 +85,14 @@ def test_every_stage_writes_its_outputs_and_metrics(repo: Path):
     assert vocab["kind"] == "subword" and vocab["src_vocab_size"] == params["vocab"]["vocab_size"]
 
     for model in params["models"]:
-        assert (repo / f"models/{model}/best.pt").is_file()
+        delivered = torch.load(repo / f"models/{model}/model.pt", weights_only=True)
+        assert delivered["delivered"] == {"epochs": [1], "average_last": 1}
+        best = torch.load(repo / f"checkpoints/{model}/best.pt", weights_only=True)
+        for name, weights in best["model_state"].items():
+            assert torch.equal(weights, delivered["model_state"][name]), name
+        card = (repo / f"models/{model}/model_card.md").read_text()
+        assert f"# {model}: fr → en" in card and "BLEU signature: `nrefs:1|" in card
+        assert "CC BY 2.0 FR" in card and "| europarl | " in card and "Koehn (2005)" in card
         train = json.loads((repo / f"metrics/train/{model}.json").read_text())
         assert train["best_epoch"] == 1 and train["parameters"] > 0
         assert {"valid_bleu", "valid_loss", "valid_loss_free"} <= set(train["best"])
@@ -109,6 +118,25 @@ def test_every_stage_writes_its_outputs_and_metrics(repo: Path):
     assert "| workspace | transformer | newstest2014 | 200 |" in report
 
 
+def test_a_model_is_an_artifact_that_dvc_fetches_from_a_remote(repo: Path, tmp_path: Path):
+    remote = tmp_path / "remote"
+    run([str(BIN / "dvc"), "remote", "add", "-d", "local", str(remote)], repo)
+    run([str(BIN / "dvc"), "push"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+    # a version of the artifact: the git tag `gto register attention` makes
+    tag = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "attention@v1.0.0"]
+    run([*tag, "-m", "Registering artifact attention version v1.0.0"], repo)
+    listed = json.loads(run([str(BIN / "dvc"), "ls", "--json", str(repo), "models"], tmp_path))
+    assert {"gru", "attention"} <= {entry["path"] for entry in listed}
+    out = tmp_path / "fetched"
+    run([str(BIN / "dvc"), "artifacts", "get", str(repo), "attention", "-o", str(out)], tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt", "model_card.md"]
+    assert (out / "model.pt").read_bytes() == (repo / "models/attention/model.pt").read_bytes()
+    translated = run([str(BIN / "nmt"), "translate", "--model", str(out), "Bonjour ."], tmp_path)
+    assert translated.strip()
+
+
 def test_second_repro_does_nothing(repo: Path):
     out = run([str(BIN / "dvc"), "repro"], repo)
     assert ran_stages(out) == set()
@@ -116,13 +144,15 @@ def test_second_repro_does_nothing(repo: Path):
 
 
 def test_forced_training_trains_again_to_the_same_bytes(repo: Path):
-    before = {p.name: p.read_bytes() for p in (repo / "models/gru").glob("*.pt")}
+    before = {p.name: p.read_bytes() for p in (repo / "checkpoints/gru").glob("*.pt")}
     out = run([str(BIN / "dvc"), "repro", "-f", "-s", "train@gru"], repo)
     assert "training from scratch" in out and "epoch 1: train" in out  # not resumed
-    after = {p.name: p.read_bytes() for p in (repo / "models/gru").glob("*.pt")}
-    assert set(before) == {"best.pt", "last.pt"} and after == before
-    status = run([str(BIN / "dvc"), "status"], repo)
-    assert "up to date" in status, status
+    after = {p.name: p.read_bytes() for p in (repo / "checkpoints/gru").glob("*.pt")}
+    assert set(before) == {"best.pt", "epoch-1.pt", "last.pt"} and after == before
+    # the same weights: only the model card, which reports the new run's speed, is stale
+    status = run([str(BIN / "dvc"), "status", "--json"], repo)
+    assert set(json.loads(status)) == {"card@gru"}, status
+    run([str(BIN / "dvc"), "repro"], repo)
 
 
 def test_training_param_reruns_only_training_and_evaluation(repo: Path):
@@ -132,7 +162,8 @@ def test_training_param_reruns_only_training_and_evaluation(repo: Path):
     out = run([str(BIN / "dvc"), "repro"], repo)
     stages = ran_stages(out)
     assert stages, out
-    assert all(s.startswith(("check_params", "train@", "evaluate@", "compare")) for s in stages)
+    rerun = ("check_params", "train@", "average@", "evaluate@", "card@", "compare")
+    assert all(s.startswith(rerun) for s in stages)
     assert {"train@gru", "train@attention"} <= stages
 
 

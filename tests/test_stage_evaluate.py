@@ -57,8 +57,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     write_pairs(tmp_path / "data/prepared/test.parquet", 9)
     write_pairs(tmp_path / "data/prepared/newstest2014.parquet", 4)
-    make_checkpoint(tmp_path / "models/gru/best.pt", attention="none")
-    make_checkpoint(tmp_path / "models/attention/best.pt", attention="bahdanau", seed=1)
+    make_checkpoint(tmp_path / "models/gru/model.pt", attention="none")
+    make_checkpoint(tmp_path / "models/attention/model.pt", attention="bahdanau", seed=1)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -174,7 +174,7 @@ def test_dvc_yaml_lists_what_the_stages_read():
     evaluate = stages["evaluate"]["do"]
     read = {f"evaluate.{k}" for k in EvaluateParams.model_fields if k != "compare"}
     assert set(evaluate["params"]) == read | {"data.test_sets"}
-    assert "models/${key}/best.pt" in evaluate["deps"]
+    assert "models/${key}/model.pt" in evaluate["deps"]
     for flag in ("--translations", "--lengths", "--attention", "--metrics"):
         assert flag in evaluate["cmd"]
     compare = stages["compare"]

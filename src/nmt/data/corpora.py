@@ -32,6 +32,7 @@ class Corpus:
     columns: tuple[str, ...] = ()
     sha256: str | None = None  # pinned checksum of the canonical file, when one is known
     credit: str = ""
+    terms: str = ""  # the licence or terms of use, as the corpus states them
     # Test sets built in both directions keep a different source file per direction:
     # "src-tgt" -> {lang: member}; when absent, ``members`` serves both directions.
     direction_members: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
@@ -51,6 +52,9 @@ class Corpus:
 TATOEBA_CREDIT = "www.manythings.org/anki and tatoeba.org (CC-BY 2.0 France)"
 EUROPARL_CREDIT = "Koehn (2005), Europarl: A Parallel Corpus for Statistical Machine Translation"
 WMT_CREDIT = "WMT14 news test sets, statmt.org (research use)"
+TATOEBA_TERMS = "CC BY 2.0 FR: credit tatoeba.org and manythings.org"
+EUROPARL_TERMS = "no known copyright restrictions (statmt.org/europarl); cite Koehn (2005)"
+WMT_TERMS = "WMT14 shared-task data, for research use (statmt.org/wmt14)"
 
 _ENTRIES: tuple[Corpus, ...] = (
     Corpus(
@@ -62,6 +66,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         members={"en": "fra-eng/fra.txt", "fr": "fra-eng/fra.txt"},
         columns=("en", "fr"),
         credit=TATOEBA_CREDIT,
+        terms=TATOEBA_TERMS,
     ),
     Corpus(
         name="tatoeba",
@@ -72,6 +77,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         members={"en": "spa-eng/spa.txt", "es": "spa-eng/spa.txt"},
         columns=("en", "es"),
         credit=TATOEBA_CREDIT,
+        terms=TATOEBA_TERMS,
     ),
     Corpus(
         name="tutorial",
@@ -82,6 +88,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         members={"en": "data/eng-fra.txt", "fr": "data/eng-fra.txt"},
         columns=("en", "fr"),
         credit="PyTorch seq2seq tutorial data (from tatoeba.org via manythings.org)",
+        terms=TATOEBA_TERMS,
     ),
     Corpus(
         name="europarl",
@@ -91,6 +98,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         role="train",
         members={"en": "europarl-v7.fr-en.en", "fr": "europarl-v7.fr-en.fr"},
         credit=EUROPARL_CREDIT,
+        terms=EUROPARL_TERMS,
     ),
     Corpus(
         name="antonyms",
@@ -103,6 +111,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         members={"en": "antonyms.tsv", "en-x-antonym": "antonyms.tsv"},
         columns=("en", "en-x-antonym"),
         credit="nmt (a hand-made list of English antonym pairs)",
+        terms="MIT, with nmt",
     ),
     Corpus(
         name="newstest2014",
@@ -126,6 +135,7 @@ _ENTRIES: tuple[Corpus, ...] = (
             ),
         ),
         credit=WMT_CREDIT,
+        terms=WMT_TERMS,
     ),
     Corpus(
         name="newstest2013",
@@ -135,6 +145,7 @@ _ENTRIES: tuple[Corpus, ...] = (
         role="test",
         members={"en": "dev/newstest2013.en", "fr": "dev/newstest2013.fr"},
         credit=WMT_CREDIT,
+        terms=WMT_TERMS,
     ),
 )
 
