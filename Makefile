@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: it must be the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench browser clean-venv
+.PHONY: pipeline test lint bench browser shell clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src stages tests benchmarks
+
+# A shell with the project's dvc, nmt and python first on PATH; `exit` leaves it.
+shell: $(STAMP)
+	@echo "dvc, nmt and python: $(abspath $(BIN)) (exit to leave)" >&2
+	@VIRTUAL_ENV=$(abspath $(VENV)) $${SHELL:-/bin/bash}
 
 clean-venv:
 	rm -rf $(VENV)
