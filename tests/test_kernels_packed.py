@@ -39,6 +39,17 @@ def test_fewer_rows_than_min_rows_take_the_plain_product():
     assert torch.equal(lin(x), F.linear(x, w, b))  # the very same call, bit for bit
 
 
+def test_one_row_takes_the_packed_product_only_for_a_large_weight(monkeypatch):
+    monkeypatch.setattr(PackedLinear, "ONE_ROW_ELEMENTS", 40 * 24)
+    w, b = weights()
+    large = PackedLinear(w, b)
+    assert large.min_rows == 1
+    x = torch.randn(1, 24, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(large(x), F.linear(x, w, b), rtol=1e-5, atol=1e-5)
+    small = PackedLinear(w[:20], b[:20])
+    assert small.min_rows == 2 and torch.equal(small(x), F.linear(x, w[:20], b[:20]))
+
+
 def test_packed_linear_copies_the_parameters():
     layer = torch.nn.Linear(24, 40)
     lin = PackedLinear(layer.weight, layer.bias)

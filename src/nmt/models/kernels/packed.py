@@ -4,7 +4,8 @@
 library (MKL here), whose kernels arrange the weight for themselves within each call.
 oneDNN can take the weight arranged once, ahead of time, in its own blocked layout,
 which makes batched products several times faster (docs/speed.md has the figures). For
-one row BLAS has the faster path in fp32, so a single row stays with it.
+one row BLAS has the faster path in fp32 while the weight is small, so a single row stays
+with it unless the weight is large (the output layer).
 
 Search makes these from the model's parameters (:mod:`nmt.models.kernels.folded`); they
 are copies: make new ones after the parameters change.
@@ -25,13 +26,21 @@ class PackedLinear:
     is missing).
 
     weight: (N, K) fp32 or bf16; bias: (N,) or None. Calls with fewer than ``min_rows``
-    rows use ``F.linear``. The packed product sums in a different order than BLAS, so
-    the two can differ in the last bits.
+    rows use ``F.linear``; by default 1 for a weight of ``ONE_ROW_ELEMENTS`` or more, else
+    2. The packed product sums in a different order than BLAS, so the two can differ in
+    the last bits.
     """
 
-    def __init__(self, weight: Tensor, bias: Tensor | None = None, min_rows: int = 2) -> None:
+    # From this size on, the packed product wins for one row too (docs/speed.md).
+    ONE_ROW_ELEMENTS = 1 << 19
+
+    def __init__(
+        self, weight: Tensor, bias: Tensor | None = None, min_rows: int | None = None
+    ) -> None:
         self.weight = weight.detach().clone()  # copies: the parameters may change in place
         self.bias = None if bias is None else bias.detach().to(weight.dtype, copy=True)
+        if min_rows is None:
+            min_rows = 1 if weight.numel() >= self.ONE_ROW_ELEMENTS else 2
         self.min_rows = min_rows
         self.packed = _pack(self.weight)
 
