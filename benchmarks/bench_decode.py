@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from machine import print_machine
 from nmt.config.evaluate import EvaluateParams
 from nmt.config.model import RNNParams
 from nmt.inference.search import SearchSettings, prepare
@@ -155,7 +156,7 @@ def main(
     max_tokens: int, beam: int, rounds: int, threads: int,
 ) -> None:  # fmt: skip
     """Print decoding throughput (sentences per second) on CPU."""
-    torch.set_num_threads(threads)
+    print_machine(threads)
     cap = max_tokens or None
     model, tokenizer, what = _model(checkpoint)
     ids, source = _sentences(test, tokenizer, sentences)

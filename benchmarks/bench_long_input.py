@@ -24,8 +24,6 @@ untrained model rarely emits ``<eos>``, so its outputs run to the output cap. No
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 import click
 import torch
 
+from machine import print_machine
 from nmt.config.data import NormalizeParams
 from nmt.config.evaluate import EvaluateParams
 from nmt.config.model import RNNParams
@@ -55,17 +54,6 @@ TEXT = (
 )
 PARAGRAPH = TEXT.split()
 TINY_CAP = 100
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def line_of(n: int) -> str:
@@ -120,11 +108,9 @@ def main(
     threads: int | None,
 ) -> None:
     """Print seconds and milliseconds per input word for lines of 10 to 5,000 words."""
-    if threads is not None:
-        torch.set_num_threads(threads)
     logging.getLogger("nmt").setLevel(logging.ERROR)  # the truncation warnings: counted below
-    click.echo(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)")
-    click.echo(f"torch threads: {torch.get_num_threads()}, torch {torch.__version__}")
+    print_machine(threads)
+    click.echo(f"torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         if tiny:
             checkpoint = tiny_checkpoint(Path(tmp))

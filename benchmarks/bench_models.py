@@ -11,7 +11,6 @@ prepare vocab`` first (``data/prepared``, ``data/vocab``).
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 
+from machine import print_machine
 from nmt.config import parse_params
 from nmt.device import autocast, resolve_device, resolve_precision
 from nmt.models import build_model, count_parameters
@@ -52,10 +52,10 @@ def main(
         raw = merge(raw, read_yaml(profile_path(profile)))
     params = parse_params(raw)
     tp = params.train
-    torch.set_num_threads(threads)
+    print_machine(threads)
     device = resolve_device(tp.device)
     dtype = resolve_precision(tp.precision, device)
-    print(f"CPU: {platform.processor() or platform.machine()}, {threads} threads; {device}")
+    print(f"device: {device}")
     src_tok, tgt_tok = load_tokenizers(Path("data/vocab"))
     train, _ = read_split(Path("data/prepared/train.parquet"), src_tok, tgt_tok)
     order = make_batches(

@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from machine import print_machine
 from nmt.config.data import DataParams, PrepareParams
 from nmt.data.prepare import prepare
 
@@ -158,6 +159,7 @@ def _cpu_seconds() -> float:
 @click.option("--metrics", is_flag=True, help="Also print the metrics prepare returns.")
 def main(pairs: int, workers: int, chunk_bytes: int, metrics: bool) -> None:
     """Time prepare on a synthetic corpus of PAIRS pairs."""
+    print_machine()
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         raw, out = Path(tmp) / "raw", Path(tmp) / "prepared"
         t0 = time.perf_counter()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ from pathlib import Path
 import click
 import pyarrow.parquet as pq
 
-from bench_long_input import cpu_model
+from machine import print_machine
 
 
 def _free_port() -> int:
@@ -145,7 +144,8 @@ def main(
 ) -> None:
     levels = [int(c) for c in clients.split(",")]
     texts = pq.read_table(test, columns=["src"]).column("src").to_pylist()[:1000]
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; model {model}, beam {beam}")
+    print_machine()
+    print(f"model {model}, beam {beam}")
     print(f"{requests} requests of one sentence per level (of {len(texts)} test sentences)")
     results: dict[tuple[str, int], float] = {}
     for mode, batch, wait in (("batched", max_batch, max_wait_ms), ("one-at-a-time", 1, 0.0)):

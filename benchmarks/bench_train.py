@@ -20,19 +20,13 @@ Prints target tokens per second (words + ``<eos>``) for
 (c) the same with bf16 autocast on CPU, with its loss curve beside fp32's;
 
 each against (a), and the fraction of the matmul peak (measured in the same run with a
-large fp32 and bf16 matmul) that the model's FLOPs per second reach. Figures only, no
-asserts: on a shared machine the timings are noisy.
-
-Measured on a 2-core AMD EPYC (Zen 5, avx512_bf16) shared with other jobs: peak fp32 203 /
-bf16 849 GFLOP/s; 22.1 MFLOP per target token; (a) 172 tok/s; (b) fp32 5,484 tok/s (32x,
-60% of peak); (c) bf16 9,220 tok/s (54x, 24% of peak), losses within 0.005 of fp32's over
-120 batches. ``--minutes 10`` (bf16): 8,752 tok/s, greedy BLEU 50.5 on the 2,000
-held-out pairs. Timings on a shared machine move by 10-30% from run to run.
+large fp32 and bf16 matmul; no bf16 one on a CPU without bf16 instructions) that the
+model's FLOPs per second reach. Figures only, no asserts: on a shared machine the timings
+are noisy; the README and docs/speed.md have the figures and their CPUs.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import zipfile
@@ -46,6 +40,7 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from machine import print_machine
 from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.config.model import RNNParams
@@ -120,18 +115,6 @@ def load_data(held_out: int = 2000, seed: int = 0) -> Data:
 
 
 # ----------------------------------------------------------------------------- measures
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n x n matmul in ``dtype`` over ``repeats`` timed runs."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 def fresh_model(data: Data, seed: int = 0) -> Seq2SeqModel:
@@ -279,7 +262,13 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 @click.command()
 @click.option("--threads", default=2, show_default=True, help="torch.set_num_threads.")
 @click.option("--baseline-seconds", default=60.0, show_default=True, help="Time for (a).")
-@click.option("--batches", default=120, show_default=True, help="Batches of 64 for (b), (c).")
+@click.option(
+    "--batches",
+    type=click.IntRange(min=40),
+    default=120,
+    show_default=True,
+    help="Batches of 64 for (b), (c); the first 20 warm up.",
+)
 @click.option("--profile", is_flag=True, help="Print a torch.profiler table of (b).")
 @click.option("--minutes", type=float, default=None, help="Train this long, report BLEU.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16",
@@ -290,7 +279,7 @@ def main(
     precision: str, lr: float,
 ) -> None:  # fmt: skip
     """Training throughput of the reference configuration (see the module doc)."""
-    torch.set_num_threads(threads)
+    peaks = print_machine(threads)
     start = time.perf_counter()
     data = load_data()
     click.echo(
@@ -305,22 +294,19 @@ def main(
     order = make_batches(
         data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=0
     )[:batches]
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    click.echo(f"matmul peak (2048^3): fp32 {peak32 / 1e9:,.0f} GFLOP/s, bf16 {peak16 / 1e9:,.0f}")
     fpt = flops_per_token(fresh_model(data), data, order[:10])
     click.echo(f"model FLOPs per target token (fwd + bwd): {fpt / 1e6:.1f} M")
     base, pairs = per_sentence_baseline(data, baseline_seconds)
     click.echo(f"(a) per-sentence tutorial loop: {base:,.0f} tok/s ({pairs} pairs)")
     chunk = 20
     rows = []
-    for name, dtype, peak in (("fp32", None, peak32), ("bf16", torch.bfloat16, peak16)):
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         rate, losses = batched(data, order, dtype, chunk)
         rows.append(losses)
         label = "(b) batched fp32" if dtype is None else "(c) batched bf16 autocast"
-        click.echo(
-            f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); "
-            f"{rate * fpt / peak:.0%} of the {name} matmul peak"
-        )
+        peak = peaks[name]
+        share = f"{rate * fpt / peak:.0%} of the {name} matmul peak" if peak else "emulated bf16"
+        click.echo(f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); {share}")
     click.echo("loss per chunk of 20 batches, fp32 vs bf16:")
     for k, (a, b) in enumerate(zip(*rows, strict=True)):
         click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {a:.4f}  {b:.4f}")

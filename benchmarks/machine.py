@@ -1,0 +1,99 @@
+"""What every benchmark prints first: the CPU, the vector and matrix extensions that
+PyTorch finds on it and its measured matmul peak, so that a figure can be read against
+the machine that gave it.
+
+    python benchmarks/machine.py        # the same lines on their own
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+# (name printed, torch's probe): what PyTorch, oneDNN and MKL can use here
+EXTENSIONS = (
+    ("AVX2", "_is_avx2_supported"),
+    ("AVX-512", "_is_avx512_supported"),
+    ("AVX-512 VNNI", "_is_vnni_supported"),
+    ("AVX-512 BF16", "_is_avx512_bf16_supported"),
+    ("AMX", "_is_amx_tile_supported"),
+)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_extensions() -> list[str]:
+    """The extensions of :data:`EXTENSIONS` this CPU has, as torch's probes report them."""
+    found = []
+    for name, probe in EXTENSIONS:
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            found.append(name)
+    return found
+
+
+def native_bf16(extensions: list[str]) -> bool:
+    """Whether bf16 products run in hardware (else they are emulated, far below fp32)."""
+    return "AVX-512 BF16" in extensions or "AMX" in extensions
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n x n x n matmul in ``dtype`` over ``repeats`` timed runs."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def describe_machine(threads: int | None = None) -> tuple[list[str], dict[str, float | None]]:
+    """The lines to print and the peaks (FLOP/s) by dtype name; bf16's is None, and not
+    measured, on a CPU without bf16 instructions (an emulated 2048^3 product takes
+    minutes there)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    extensions = cpu_extensions()
+    peaks: dict[str, float | None] = {"fp32": matmul_peak(torch.float32), "bf16": None}
+    if native_bf16(extensions):
+        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    bf16 = (
+        f"bf16 {peaks['bf16'] / 1e9:,.0f} GFLOP/s"
+        if peaks["bf16"] is not None
+        else "bf16 not measured (no bf16 instructions: emulated, far slower than fp32)"
+    )
+    lines = [
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch "
+        f"threads; PyTorch kernels {torch.backends.cpu.get_cpu_capability()}",
+        f"extensions: {', '.join(extensions) or 'none of ' + ', '.join(n for n, _ in EXTENSIONS)}",
+        f"matmul peak (2048^3): fp32 {peaks['fp32'] / 1e9:,.0f} GFLOP/s, {bf16}",
+    ]
+    return lines, peaks
+
+
+def print_machine(threads: int | None = None) -> dict[str, float | None]:
+    """Print :func:`describe_machine`'s lines; return its peaks."""
+    lines, peaks = describe_machine(threads)
+    for line in lines:
+        print(line, flush=True)
+    return peaks
+
+
+if __name__ == "__main__":
+    print_machine()

@@ -1,0 +1,53 @@
+"""benchmarks/machine.py: what every benchmark prints about its machine first."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("machine", ROOT / "benchmarks/machine.py")
+machine = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(machine)
+
+
+def _probes(monkeypatch, present: set[str]) -> None:
+    for name, probe in machine.EXTENSIONS:
+        monkeypatch.setattr(torch.cpu, probe, lambda name=name: name in present, raising=False)
+
+
+def test_extensions_are_what_torch_probes_report(monkeypatch):
+    _probes(monkeypatch, {"AVX2", "AVX-512 BF16"})
+    assert machine.cpu_extensions() == ["AVX2", "AVX-512 BF16"]
+    assert machine.native_bf16(["AVX2", "AMX"]) and not machine.native_bf16(["AVX2"])
+
+
+def test_a_cpu_without_bf16_gets_no_bf16_peak_and_says_why(monkeypatch):
+    _probes(monkeypatch, {"AVX2"})
+    measured = []
+    monkeypatch.setattr(machine, "matmul_peak", lambda dtype: measured.append(dtype) or 1e11)
+    lines, peaks = machine.describe_machine()
+    assert measured == [torch.float32]  # an emulated bf16 product would take minutes
+    assert peaks == {"fp32": 1e11, "bf16": None}
+    assert lines[1] == "extensions: AVX2"
+    assert lines[2] == (
+        "matmul peak (2048^3): fp32 100 GFLOP/s, bf16 not measured "
+        "(no bf16 instructions: emulated, far slower than fp32)"
+    )
+    assert lines[0].startswith("CPU: ") and "torch threads" in lines[0]
+
+
+def test_a_cpu_with_bf16_gets_both_peaks(monkeypatch):
+    _probes(monkeypatch, {"AVX2", "AVX-512", "AVX-512 BF16"})
+    monkeypatch.setattr(
+        machine, "matmul_peak", lambda dtype: 4e11 if dtype == torch.bfloat16 else 1e11
+    )
+    lines, peaks = machine.describe_machine()
+    assert peaks == {"fp32": 1e11, "bf16": 4e11}
+    assert lines[2] == "matmul peak (2048^3): fp32 100 GFLOP/s, bf16 400 GFLOP/s"
+
+
+def test_the_matmul_peak_is_a_positive_rate():
+    assert machine.matmul_peak(torch.float32, n=64, repeats=2) > 0
