@@ -40,7 +40,7 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from machine import print_machine
+from machine import competitors, print_machine
 from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.config.model import RNNParams
@@ -274,9 +274,17 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16",
               show_default=True, help="For --minutes.")  # fmt: skip
 @click.option("--lr", default=1e-3, show_default=True, help="For --minutes.")
+@click.option(
+    "--contention",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also time (b) beside this many CPU-bound processes (at nice --competitor-nice).",
+)
+@click.option("--competitor-nice", type=click.IntRange(0, 19), default=19, show_default=True)
 def main(
     threads: int, baseline_seconds: float, batches: int, profile: bool, minutes: float | None,
-    precision: str, lr: float,
+    precision: str, lr: float, contention: int, competitor_nice: int,
 ) -> None:  # fmt: skip
     """Training throughput of the reference configuration (see the module doc)."""
     peaks = print_machine(threads)
@@ -307,9 +315,18 @@ def main(
         peak = peaks[name]
         share = f"{rate * fpt / peak:.0%} of the {name} matmul peak" if peak else "emulated bf16"
         click.echo(f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); {share}")
+        if dtype is None:
+            quiet = rate
     click.echo("loss per chunk of 20 batches, fp32 vs bf16:")
     for k, (a, b) in enumerate(zip(*rows, strict=True)):
         click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {a:.4f}  {b:.4f}")
+    if contention:
+        with competitors(contention, competitor_nice):
+            shared, _ = batched(data, order, None, chunk)
+        click.echo(
+            f"(b) beside {contention} CPU-bound process(es) at nice {competitor_nice}: "
+            f"{shared:,.0f} tok/s = {shared / quiet:.2f}x quiet (b)"
+        )
     if profile:
         click.echo(profile_table(data, order[:30], None))
 

@@ -7,10 +7,13 @@ the machine that gave it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -93,6 +96,32 @@ def print_machine(threads: int | None = None) -> dict[str, float | None]:
     for line in lines:
         print(line, flush=True)
     return peaks
+
+
+def _spin(niceness: int) -> None:
+    """A CPU-bound competitor: pure Python arithmetic, until terminated."""
+    os.nice(niceness)
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) % 2147483648
+
+
+@contextlib.contextmanager
+def competitors(n: int, niceness: int = 19) -> Iterator[None]:
+    """``n`` CPU-bound processes at ``niceness`` (19: the lowest priority) for the
+    duration of the block, as other jobs on a shared machine; stopped on the way out."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spin, args=(niceness,), daemon=True) for _ in range(n)]
+    for proc in procs:
+        proc.start()
+    try:
+        time.sleep(0.5 if n else 0.0)  # running before the timing starts
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join()
 
 
 if __name__ == "__main__":

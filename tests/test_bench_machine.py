@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import multiprocessing
+import sys
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("machine", ROOT / "benchmarks/machine.py")
-machine = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(machine)
+# importable by name, as the benchmarks import it: spawned competitors import it again
+sys.path.insert(0, str(ROOT / "benchmarks"))
+machine = importlib.import_module("machine")
 
 
 def _probes(monkeypatch, present: set[str]) -> None:
@@ -51,3 +53,10 @@ def test_a_cpu_with_bf16_gets_both_peaks(monkeypatch):
 
 def test_the_matmul_peak_is_a_positive_rate():
     assert machine.matmul_peak(torch.float32, n=64, repeats=2) > 0
+
+
+def test_competitors_run_during_the_block_and_stop_after_it():
+    with machine.competitors(2, niceness=19):
+        alive = [p for p in multiprocessing.active_children() if p.is_alive()]
+        assert len(alive) == 2
+    assert not multiprocessing.active_children()
