@@ -9,7 +9,12 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from nmt.training.checkpoint import average_checkpoints, epoch_path, read_checkpoint
+from nmt.training.checkpoint import (
+    average_checkpoints,
+    epoch_path,
+    read_checkpoint,
+    save_checkpoint,
+)
 from test_stage_evaluate import load_stage
 from test_translate import make_checkpoint
 
@@ -26,7 +31,7 @@ def run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         make_checkpoint(epoch_path(folder, epoch), seed=epoch)
     best = read_checkpoint(epoch_path(folder, 2))
     best.pop("format")
-    torch.save({"format": 1, **best, "metrics": {"epoch": 2}}, folder / "best.pt")
+    save_checkpoint(folder / "best.pt", {**best, "metrics": {"epoch": 2}})
     return tmp_path
 
 
