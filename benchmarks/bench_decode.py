@@ -23,6 +23,10 @@ No asserts on time.
 
 from __future__ import annotations
 
+import nmt  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads them)
+
+# isort: split
+
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +37,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from machine import print_machine
+from machine import competitors, describe_competitors, print_machine
 from nmt.config.evaluate import EvaluateParams
 from nmt.config.model import RNNParams
 from nmt.inference.search import SearchSettings, prepare
@@ -151,9 +155,18 @@ def _interleaved(
     show_default=True,
     help="torch threads; 1 gives steady figures on a shared machine.",
 )
+@click.option(
+    "--contention",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also time greedy search beside this many CPU-bound processes, each in a session "
+    "of its own (at nice --competitor-nice), against a quiet round in the same run.",
+)
+@click.option("--competitor-nice", type=click.IntRange(0, 19), default=19, show_default=True)
 def main(
     checkpoint: Path, test: Path, sentences: int, sequential: int, batch_size: int,
-    max_tokens: int, beam: int, rounds: int, threads: int,
+    max_tokens: int, beam: int, rounds: int, threads: int, contention: int, competitor_nice: int,
 ) -> None:  # fmt: skip
     """Print decoding throughput (sentences per second) on CPU."""
     print_machine(threads)
@@ -187,6 +200,17 @@ def main(
     click.echo(
         f"beam {beam}, batched: {len(ids) / beam_s:.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
     )
+    if contention:
+        quiet = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+        with competitors(contention, competitor_nice):
+            shared = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+        click.echo(f"greedy beside {describe_competitors(contention, competitor_nice, True)}:")
+        for what, k, n in (("batched", 0, len(ids)), ("one at a time", 1, quiet[2])):
+            rate_quiet, rate_shared = n / quiet[k], n / shared[k]
+            click.echo(
+                f"  {what}: {rate_shared:,.1f} sent/s against {rate_quiet:,.1f} quiet "
+                f"= {rate_shared / rate_quiet:.2f}x"
+            )
 
 
 if __name__ == "__main__":

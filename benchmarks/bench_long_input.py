@@ -23,6 +23,10 @@ untrained model rarely emits ``<eos>``, so its outputs run to the output cap. No
 
 from __future__ import annotations
 
+import nmt  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads them)
+
+# isort: split
+
 import logging
 import statistics
 import tempfile

@@ -11,6 +11,10 @@ prepare vocab`` first (``data/prepared``, ``data/vocab``).
 
 from __future__ import annotations
 
+import nmt  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads them)
+
+# isort: split
+
 import time
 from pathlib import Path
 

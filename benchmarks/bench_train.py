@@ -27,6 +27,10 @@ are noisy; the README and docs/speed.md have the figures and their CPUs.
 
 from __future__ import annotations
 
+import nmt  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads them)
+
+# isort: split
+
 import os
 import time
 import zipfile
@@ -40,7 +44,7 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from machine import competitors, print_machine
+from machine import competitors, describe_competitors, print_machine
 from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.config.model import RNNParams
@@ -282,9 +286,15 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
     help="Also time (b) beside this many CPU-bound processes (at nice --competitor-nice).",
 )
 @click.option("--competitor-nice", type=click.IntRange(0, 19), default=19, show_default=True)
+@click.option(
+    "--own-session/--same-session",
+    default=True,
+    show_default=True,
+    help="Each competitor in a session of its own (another terminal's job), or in this one.",
+)
 def main(
     threads: int, baseline_seconds: float, batches: int, profile: bool, minutes: float | None,
-    precision: str, lr: float, contention: int, competitor_nice: int,
+    precision: str, lr: float, contention: int, competitor_nice: int, own_session: bool,
 ) -> None:  # fmt: skip
     """Training throughput of the reference configuration (see the module doc)."""
     peaks = print_machine(threads)
@@ -321,10 +331,10 @@ def main(
     for k, (a, b) in enumerate(zip(*rows, strict=True)):
         click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {a:.4f}  {b:.4f}")
     if contention:
-        with competitors(contention, competitor_nice):
+        with competitors(contention, competitor_nice, own_session):
             shared, _ = batched(data, order, None, chunk)
         click.echo(
-            f"(b) beside {contention} CPU-bound process(es) at nice {competitor_nice}: "
+            f"(b) beside {describe_competitors(contention, competitor_nice, own_session)}: "
             f"{shared:,.0f} tok/s = {shared / quiet:.2f}x quiet (b)"
         )
     if profile:

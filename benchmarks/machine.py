@@ -7,16 +7,23 @@ the machine that gave it.
 
 from __future__ import annotations
 
+import nmt  # noqa: F401  (first: it sets how OpenMP threads wait, before torch loads them)
+
+# isort: split
+
 import contextlib
 import math
-import multiprocessing
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+from nmt.threads import describe_openmp_wait
 
 # (name printed, torch's probe): what PyTorch, oneDNN and MKL can use here
 EXTENSIONS = (
@@ -86,6 +93,7 @@ def describe_machine(threads: int | None = None) -> tuple[list[str], dict[str, f
         f"threads; PyTorch kernels {torch.backends.cpu.get_cpu_capability()}",
         f"extensions: {', '.join(extensions) or 'none of ' + ', '.join(n for n, _ in EXTENSIONS)}",
         f"matmul peak (2048^3): fp32 {peaks['fp32'] / 1e9:,.0f} GFLOP/s, {bf16}",
+        f"OpenMP threads wait: {describe_openmp_wait()}",
     ]
     return lines, peaks
 
@@ -98,22 +106,42 @@ def print_machine(threads: int | None = None) -> dict[str, float | None]:
     return peaks
 
 
-def _spin(niceness: int) -> None:
-    """A CPU-bound competitor: pure Python arithmetic, until terminated."""
-    os.nice(niceness)
-    x = 0
-    while True:
-        x = (x * 1103515245 + 12345) % 2147483648
+# A CPU-bound competitor: pure Python arithmetic at a niceness, until terminated.
+_SPIN = """
+import os, sys
+os.nice(int(sys.argv[1]))
+x = 0
+while True:
+    x = (x * 1103515245 + 12345) % 2147483648
+"""
+
+
+def autogroup() -> bool | None:
+    """Whether the kernel groups processes by session for scheduling (Linux autogroup):
+    then niceness orders processes within a session only, and a job started from another
+    terminal or by another service gets an equal share whatever its niceness. None where
+    the kernel does not say."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
-def competitors(n: int, niceness: int = 19) -> Iterator[None]:
+def competitors(n: int, niceness: int = 19, own_session: bool = True) -> Iterator[None]:
     """``n`` CPU-bound processes at ``niceness`` (19: the lowest priority) for the
-    duration of the block, as other jobs on a shared machine; stopped on the way out."""
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_spin, args=(niceness,), daemon=True) for _ in range(n)]
-    for proc in procs:
-        proc.start()
+    duration of the block, as other jobs on a shared machine; stopped on the way out.
+
+    ``own_session``: each in a session of its own, like a job started from another
+    terminal, by cron or by a CI runner (under autogroup its niceness then counts for
+    nothing against the benchmark); else in the benchmark's session.
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SPIN, str(niceness)], start_new_session=own_session
+        )
+        for _ in range(n)
+    ]
     try:
         time.sleep(0.5 if n else 0.0)  # running before the timing starts
         yield
@@ -121,7 +149,14 @@ def competitors(n: int, niceness: int = 19) -> Iterator[None]:
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.join()
+            proc.wait()
+
+
+def describe_competitors(n: int, niceness: int, own_session: bool) -> str:
+    """What :func:`competitors` starts, in words, with the scheduler's grouping."""
+    where = "each in its own session" if own_session else "in the benchmark's session"
+    group = {True: "autogroup on", False: "autogroup off", None: "autogroup unknown"}
+    return f"{n} CPU-bound process(es) at nice {niceness}, {where} ({group[autogroup()]})"
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from nmt.evaluation.evaluate import evaluate_model, search_settings
 from nmt.evaluation.heatmap import pick_sentences, write_heatmaps, write_no_attention
 from nmt.evaluation.scoring import HELDOUT, EvaluationError, find_test_sets, read_test_set
 from nmt.inference.translate import Translator
+from nmt.threads import use_threads
 from nmt.training.checkpoint import CheckpointError
 from nmt.utils import atomic_path, write_json
 
@@ -45,6 +46,7 @@ def main(
         params = load_params("params.yaml", sections=["data", "evaluate"])
         config = params.evaluate
         device = resolve_device(config.device)
+        threads = use_threads(config.threads, "evaluate.threads")
         test_sets = find_test_sets(prepared, params.data.test_sets)
         translator = Translator.from_checkpoint(
             checkpoint, device, config.batch_size, config.max_tokens
@@ -63,6 +65,7 @@ def main(
     except (ParamsError, CheckpointError, DeviceError, EvaluationError) as err:
         raise click.ClickException(str(err)) from None
 
+    results["settings"] |= threads
     write_json(metrics, results)
     for name, entry in results.items():
         if name not in ("settings", "signatures"):

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import get_args
 
 import click
-import torch
 from dvclive import Live
 
 from nmt.config import ParamsError, load_params
@@ -26,6 +25,7 @@ from nmt.data.normalize import Normalizer
 from nmt.device import DeviceError, describe, resolve_device, resolve_precision
 from nmt.models import build_model, count_parameters
 from nmt.progress import ProgressMode
+from nmt.threads import use_threads
 from nmt.training.batching import read_split
 from nmt.training.checkpoint import CheckpointError, model_payload
 from nmt.training.loop import ValidSet, fit, resume_fingerprint
@@ -63,6 +63,7 @@ def main(
         mp, tp = params.models[name], params.train
         seed = set_seed(params.seed)
         device = resolve_device(tp.device)
+        threads = use_threads(tp.threads, "train.threads")
         dtype = resolve_precision(tp.precision, device)
         src_tok, tgt_tok = load_tokenizers(vocab)
         train, _ = read_split(
@@ -88,7 +89,8 @@ def main(
 
         click.echo(
             f"{name}: {count_parameters(model):,} parameters, {len(train):,} training pairs, "
-            f"{len(refs)} validation pairs, {describe(device, dtype)}"
+            f"{len(refs)} validation pairs, {describe(device, dtype)}, "
+            f"{threads['threads']} CPU threads ({threads['omp_wait']})"
         )
         start = time.perf_counter()
         with Live(dir=str(live), dvcyaml=None, save_dvc_exp=False, report=None) as logger:
@@ -113,7 +115,8 @@ def main(
         "train_pairs": len(train),
         "valid_pairs": len(refs),
         "device": describe(device, dtype),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads["threads"],
+        "omp_wait": threads["omp_wait"],
         **result.summary(),
     }
     write_json(metrics, summary)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import multiprocessing
+import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +56,42 @@ def test_the_matmul_peak_is_a_positive_rate():
     assert machine.matmul_peak(torch.float32, n=64, repeats=2) > 0
 
 
-def test_competitors_run_during_the_block_and_stop_after_it():
-    with machine.competitors(2, niceness=19):
-        alive = [p for p in multiprocessing.active_children() if p.is_alive()]
-        assert len(alive) == 2
-    assert not multiprocessing.active_children()
+def _children(monkeypatch) -> list:
+    """The competitors' Popen objects, as machine.competitors makes them."""
+    made = []
+    popen = machine.subprocess.Popen
+
+    def record(*args, **kwargs):
+        made.append(popen(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(machine.subprocess, "Popen", record)
+    return made
+
+
+@pytest.mark.parametrize("own_session", [True, False])
+def test_competitors_run_during_the_block_and_stop_after_it(monkeypatch, own_session):
+    made = _children(monkeypatch)
+    with machine.competitors(2, niceness=19, own_session=own_session):
+        assert len(made) == 2 and all(p.poll() is None for p in made)
+        for proc in made:
+            assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 19
+            assert (os.getsid(proc.pid) == proc.pid) is own_session  # a session's leader
+    assert all(p.poll() is not None for p in made)
+
+
+def test_describe_competitors_names_the_session_and_autogroup(monkeypatch):
+    monkeypatch.setattr(machine, "autogroup", lambda: True)
+    assert machine.describe_competitors(1, 19, True) == (
+        "1 CPU-bound process(es) at nice 19, each in its own session (autogroup on)"
+    )
+    monkeypatch.setattr(machine, "autogroup", lambda: None)
+    assert machine.describe_competitors(2, 0, False).endswith(
+        "in the benchmark's session (autogroup unknown)"
+    )
+
+
+def test_the_machine_lines_say_how_openmp_threads_wait(monkeypatch):
+    monkeypatch.setattr(machine, "matmul_peak", lambda dtype: 1e11)
+    lines, _ = machine.describe_machine()
+    assert lines[3].startswith("OpenMP threads wait: ")

@@ -59,6 +59,16 @@ def test_translate_errors_are_clear(tmp_path: Path):
     assert bad.exit_code == 1 and "bad.pt" in bad.output
     beam = translate("--model", str(ckpt), "--beam", "0", "x")
     assert beam.exit_code == 2
+    for bad in ("0", "two"):
+        threads = translate("--model", str(ckpt), "--threads", bad, "x")
+        assert threads.exit_code == 2 and "--threads" in threads.output
+
+
+def test_translate_computes_with_the_threads_asked_for(tmp_path: Path, one_thread):
+    ckpt = make_checkpoint(tmp_path / "m.pt")
+    result = translate("--model", str(ckpt), "--threads", "2", "le chat")
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 2
 
 
 def test_long_lines_are_truncated_with_a_warning(tmp_path: Path):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from nmt.config.evaluate import EvaluateParams
 from nmt.evaluation.scoring import write_translations
+from nmt.threads import available_cpus
 from test_translate import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,8 @@ def test_evaluate_then_compare(project: Path):
             assert 0 <= metrics["heldout"][search]["bleu"] <= 100
             assert 0 <= metrics["heldout"][search]["chrf"] <= 100
         assert metrics["settings"]["beam_size"] == 2
+        assert metrics["settings"]["threads"] == available_cpus()  # evaluate.threads: auto
+        assert isinstance(metrics["settings"]["omp_wait"], str)
         assert metrics["signatures"]["bleu"].startswith("nrefs:1|")
         out = pd.read_parquet(project / f"data/eval/{model}/translations/heldout.beam.parquet")
         assert out.columns.tolist() == ["source", "reference", "hypothesis", "chrf"]

@@ -11,6 +11,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from nmt.threads import available_cpus
 from nmt.training.checkpoint import load_model
 from nmt.vocab import SPECIALS, WordTokenizer, save_tokenizers
 
@@ -66,6 +67,8 @@ def test_stage_writes_checkpoints_metrics_and_curves(workdir):
     assert summary["final_epoch"] == 2 and summary["model"] == "attention"
     assert summary["parameters"] > 0 and summary["train_tokens_per_s"] > 0
     assert set(summary["best"]) == {"valid_loss", "valid_loss_free", "valid_bleu"}
+    assert summary["torch_threads"] == available_cpus()  # train.threads: auto
+    assert isinstance(summary["omp_wait"], str) and summary["omp_wait"]
     curve = (workdir / "metrics/train/attention/plots/metrics/valid_bleu.tsv").read_text()
     assert curve.splitlines()[0] == "step\tvalid_bleu" and len(curve.splitlines()) == 3
     for name in ("train_loss", "valid_loss_free", "teacher_forcing", "lr", "tokens_per_s"):

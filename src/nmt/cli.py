@@ -107,15 +107,48 @@ _DEVICE = click.option(
 )
 
 
+class _ThreadsType(click.ParamType):
+    """``auto`` or a whole number >= 1."""
+
+    name = "auto|N"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):  # type: ignore[no-untyped-def]
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+            number = value
+        elif isinstance(value, str) and value.isdigit():
+            number = int(value)
+        else:
+            self.fail(f"{value!r} is not 'auto' or a whole number", param, ctx)
+        if number != "auto" and number < 1:
+            self.fail(f"{value!r} is below 1", param, ctx)
+        return number
+
+
+_THREADS = click.option(
+    "--threads",
+    type=_ThreadsType(),
+    default="auto",
+    show_default=True,
+    help="torch's CPU threads; auto: the CPUs this process may use (affinity, cgroup quota).",
+)
+
+
 def _translator(
-    checkpoint: Path, device: str, batch_size: int, max_tokens: int, max_source_tokens: int | None
+    checkpoint: Path,
+    device: str,
+    threads: str | int,
+    batch_size: int,
+    max_tokens: int,
+    max_source_tokens: int | None,
 ):  # type: ignore[no-untyped-def]
     """The Translator of ``checkpoint``, or a ClickException naming what is wrong."""
     # torch and the model code load only here: `nmt report` and `nmt profile` need neither
     from nmt.device import DeviceError, resolve_device
     from nmt.inference.translate import Translator
+    from nmt.threads import use_threads
     from nmt.training.checkpoint import CheckpointError
 
+    use_threads(threads, "--threads")
     try:
         return Translator.from_checkpoint(
             checkpoint, resolve_device(device), batch_size, max_tokens, max_source_tokens or "train"
@@ -137,6 +170,7 @@ def _translator(
 @_LENGTH_PENALTY
 @_MAX_LENGTH_RATIO
 @_DEVICE
+@_THREADS
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -166,6 +200,7 @@ def translate(
     length_penalty: float,
     max_length_ratio: float,
     device: str,
+    threads: str | int,
     batch_size: int,
     max_tokens: int,
     max_source_tokens: int | None,
@@ -181,7 +216,7 @@ def translate(
     from nmt.inference.search import SearchSettings
     from nmt.progress import Progress
 
-    translator = _translator(checkpoint, device, batch_size, max_tokens, max_source_tokens)
+    translator = _translator(checkpoint, device, threads, batch_size, max_tokens, max_source_tokens)
     settings = SearchSettings(
         beam_size=beam, length_penalty=length_penalty, max_length_ratio=max_length_ratio
     )
@@ -207,6 +242,7 @@ def translate(
 @_LENGTH_PENALTY
 @_MAX_LENGTH_RATIO
 @_DEVICE
+@_THREADS
 @click.option(
     "--max-batch",
     type=click.IntRange(min=1),
@@ -258,6 +294,7 @@ def serve(
     length_penalty: float,
     max_length_ratio: float,
     device: str,
+    threads: str | int,
     max_batch: int,
     max_wait_ms: float,
     max_sentences: int,
@@ -290,7 +327,9 @@ def serve(
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
-    translator = _translator(checkpoint, device, EVALUATE.batch_size, EVALUATE.max_tokens, None)
+    translator = _translator(
+        checkpoint, device, threads, EVALUATE.batch_size, EVALUATE.max_tokens, None
+    )
     app = create_app(translator, checkpoint, settings)
     with _warnings_on_stderr():
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=timeout)

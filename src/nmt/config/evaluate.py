@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from nmt.config.base import StrictModel
+from nmt.config.base import StrictModel, Threads
 
 
 class ComparisonPair(StrictModel):
@@ -62,6 +62,7 @@ class EvaluateParams(StrictModel):
     # no cap. Keeps a test set's few long sentences from padding a whole batch.
     max_tokens: int | None = Field(6144, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Threads = "auto"  # torch's CPU threads, as train.threads
     # Decode at most this many sentences of each test set (the first ones); null: all.
     max_sentences: int | None = Field(None, ge=1)
     # Attention heatmaps for this many held-out sentences (the first short ones).

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from nmt.config.base import StrictModel
+from nmt.config.base import StrictModel, Threads
 
 
 class TeacherForcingParams(StrictModel):
@@ -69,6 +69,8 @@ class EarlyStoppingParams(StrictModel):
 
 class TrainParams(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch's CPU threads; auto: the CPUs this process may use (nmt.threads).
+    threads: Threads = "auto"
     # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 autocasts on either device.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     epochs: int = Field(10, ge=1)
