@@ -85,8 +85,11 @@ def mirror_root() -> Path:
     return mirror_from_env(os.environ) or default
 
 
-def load_data(held_out: int = 2000, seed: int = 0) -> Data:
-    """Tatoeba fr->en, tutorial normalisation, <= 15 tokens, min_freq 2 word vocabularies."""
+def read_texts(
+    held_out: int = 2000, seed: int = 0
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Tatoeba fr->en, tutorial normalisation, <= 15 tokens: the French and English texts,
+    and the indices of the training and held-out pairs."""
     path = mirror_root() / ZIP
     with zipfile.ZipFile(path) as zf:
         lines = zf.read("fra-eng/fra.txt").decode("utf-8").splitlines()
@@ -101,11 +104,22 @@ def load_data(held_out: int = 2000, seed: int = 0) -> Data:
             src.append(fr)
             tgt.append(en)
     order = np.random.default_rng(seed).permutation(len(src))
-    test_idx, train_idx = order[:held_out], order[held_out:]
+    return src, tgt, order[held_out:], order[:held_out]
+
+
+def vocabulary_counts(texts: list[str], train_idx: np.ndarray) -> Counter[str]:
+    """Word counts over the training pairs of ``texts``."""
+    return Counter(w for i in train_idx for w in texts[i].split())
+
+
+def load_data(held_out: int = 2000, seed: int = 0) -> Data:
+    """:func:`read_texts`, tokenised with min_freq 2 word vocabularies."""
+    src, tgt, train_idx, test_idx = read_texts(held_out, seed)
 
     def vocab(texts: list[str]) -> WordTokenizer:
-        counts = Counter(w for i in train_idx for w in texts[i].split())
-        return WordTokenizer(build_table_tokens(counts, min_freq=2, max_size=None))
+        return WordTokenizer(
+            build_table_tokens(vocabulary_counts(texts, train_idx), min_freq=2, max_size=None)
+        )
 
     src_tok, tgt_tok = vocab(src), vocab(tgt)
     pairs = tokenize_pairs(src, tgt, src_tok, tgt_tok)
