@@ -301,6 +301,9 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 )
 @click.option("--competitor-nice", type=click.IntRange(0, 19), default=19, show_default=True)
 @click.option(
+    "--emulated-bf16", is_flag=True, help="Time (c) even without bf16 instructions (slow)."
+)
+@click.option(
     "--own-session/--same-session",
     default=True,
     show_default=True,
@@ -308,7 +311,8 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 )
 def main(
     threads: int, baseline_seconds: float, batches: int, profile: bool, minutes: float | None,
-    precision: str, lr: float, contention: int, competitor_nice: int, own_session: bool,
+    precision: str, lr: float, contention: int, competitor_nice: int, emulated_bf16: bool,
+    own_session: bool,
 ) -> None:  # fmt: skip
     """Training throughput of the reference configuration (see the module doc)."""
     peaks = print_machine(threads)
@@ -332,7 +336,11 @@ def main(
     click.echo(f"(a) per-sentence tutorial loop: {base:,.0f} tok/s ({pairs} pairs)")
     chunk = 20
     rows = []
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+    precisions = [("fp32", None), ("bf16", torch.bfloat16)]
+    if peaks["bf16"] is None and not emulated_bf16:
+        precisions.pop()
+        click.echo("(c) skipped: no bf16 instructions, bf16 would be emulated (--emulated-bf16)")
+    for name, dtype in precisions:
         rate, losses = batched(data, order, dtype, chunk)
         rows.append(losses)
         label = "(b) batched fp32" if dtype is None else "(c) batched bf16 autocast"
@@ -341,9 +349,10 @@ def main(
         click.echo(f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); {share}")
         if dtype is None:
             quiet = rate
-    click.echo("loss per chunk of 20 batches, fp32 vs bf16:")
-    for k, (a, b) in enumerate(zip(*rows, strict=True)):
-        click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {a:.4f}  {b:.4f}")
+    click.echo(f"loss per chunk of 20 batches, {' vs '.join(name for name, _ in precisions)}:")
+    for k, losses in enumerate(zip(*rows, strict=True)):
+        cells = "  ".join(f"{loss:.4f}" for loss in losses)
+        click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {cells}")
     if contention:
         with competitors(contention, competitor_nice, own_session):
             shared, _ = batched(data, order, None, chunk)

@@ -18,7 +18,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -56,9 +56,13 @@ def cpu_extensions() -> list[str]:
     return found
 
 
-def native_bf16(extensions: list[str]) -> bool:
-    """Whether bf16 products run in hardware (else they are emulated, far below fp32)."""
-    return "AVX-512 BF16" in extensions or "AMX" in extensions
+def native_bf16(extensions: list[str], environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether bf16 products run in hardware (else they are emulated, far below fp32): the
+    CPU has the instructions and ``ONEDNN_MAX_CPU_ISA`` does not cap oneDNN below them
+    (e.g. ``AVX2``, as when an AVX2-only CPU is approximated)."""
+    cap = environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    capped = bool(cap) and not any(tag in cap for tag in ("BF16", "AMX", "AVX10", "ALL", "DEFAULT"))
+    return not capped and ("AVX-512 BF16" in extensions or "AMX" in extensions)
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:

@@ -95,3 +95,11 @@ def test_the_machine_lines_say_how_openmp_threads_wait(monkeypatch):
     monkeypatch.setattr(machine, "matmul_peak", lambda dtype: 1e11)
     lines, _ = machine.describe_machine()
     assert lines[3].startswith("OpenMP threads wait: ")
+
+
+def test_bf16_is_not_native_where_onednn_is_capped_below_it():
+    assert machine.native_bf16(["AVX2", "AMX"], {})
+    assert not machine.native_bf16(["AVX2", "AMX"], {"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert not machine.native_bf16(["AVX-512 BF16"], {"ONEDNN_MAX_CPU_ISA": "avx512_core"})
+    assert machine.native_bf16(["AMX"], {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})
+    assert not machine.native_bf16(["AVX2"], {})
