@@ -37,8 +37,7 @@ import torch
 
 import nmt.models.kernels as kernels
 from bench_decode import CPU, _model, _sentences
-from bench_opennmt import AVX2
-from machine import print_machine
+from machine import AVX2_ONLY, print_machine
 from nmt.inference.search import SearchSettings
 from nmt.inference.translate import decode_ids
 from nmt.models.kernels import Kernels
@@ -70,13 +69,10 @@ def best_of_two(variants: dict[str, Pick], run: Callable[[], float]) -> dict[str
 
 
 def training_rates(batches: int) -> dict[str, float]:
-    from bench_train import batched, load_data
-    from nmt.training.batching import make_batches
+    from bench_train import batched, load_data, reference_batches
 
     data = load_data()
-    order = make_batches(
-        data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=0
-    )[:batches]
+    order = reference_batches(data, limit=batches)
     variants = {
         "autograd unroll": lambda c: dataclasses.replace(c, unroll=None),
         "BahdanauGRU": CHOSEN,
@@ -144,7 +140,7 @@ def main(
         args = [sys.executable, __file__, "--child", "--batches", str(batches)]
         args += ["--checkpoint", str(checkpoint), "--test", str(test)]
         args += ["--sentences", str(sentences), "--beam", str(beam)]
-        subprocess.run(args, env={**os.environ, **AVX2}, check=True)
+        subprocess.run(args, env={**os.environ, **AVX2_ONLY}, check=True)
 
 
 if __name__ == "__main__":

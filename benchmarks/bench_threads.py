@@ -58,14 +58,11 @@ def worker(data_file: Path, threads: int, batches: int, start_file: Path) -> Non
     """In a fresh process: wait for ``start_file``, train, print tokens/s as JSON."""
     import torch
 
-    from bench_train import batched
-    from nmt.training.batching import make_batches
+    from bench_train import batched, reference_batches
 
     torch.set_num_threads(threads)
     data = pickle.loads(data_file.read_bytes())
-    order = make_batches(
-        data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=0
-    )[:batches]
+    order = reference_batches(data, limit=batches)
     start_file.with_suffix(f".ready{os.getpid()}").touch()
     while not start_file.exists():
         time.sleep(0.01)

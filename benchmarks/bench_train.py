@@ -250,14 +250,19 @@ def greedy_bleu(model: Seq2SeqModel, data: Data, batch_size: int = 200) -> float
     return sacrebleu.corpus_bleu(hyps, [data.held_out_refs], force=True).score
 
 
+def reference_batches(data: Data, epoch: int = 0, limit: int | None = None) -> list[np.ndarray]:
+    """The training pairs' batches of 64 sentences for ``epoch`` (the first ``limit``)."""
+    return make_batches(
+        data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=epoch
+    )[:limit]
+
+
 def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) -> None:
     trainer = Trainer(data, dtype, lr=lr, clip=1.0)
     deadline = time.perf_counter() + minutes * 60
     epoch, tokens, seconds = 0, 0, 0.0
     while time.perf_counter() < deadline:
-        batches = make_batches(
-            data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=epoch
-        )
+        batches = reference_batches(data, epoch)
         for k in range(0, len(batches), 100):
             if time.perf_counter() >= deadline:
                 break
@@ -327,9 +332,7 @@ def main(
     if minutes is not None:
         train_for(data, minutes, torch.bfloat16 if precision == "bf16" else None, lr)
         return
-    order = make_batches(
-        data.train.src_lengths, data.train.tgt_lengths, batch_size=64, seed=0, epoch=0
-    )[:batches]
+    order = reference_batches(data, limit=batches)
     fpt = flops_per_token(fresh_model(data), data, order[:10])
     click.echo(f"model FLOPs per target token (fwd + bwd): {fpt / 1e6:.1f} M")
     base, pairs = per_sentence_baseline(data, baseline_seconds)

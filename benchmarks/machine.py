@@ -33,6 +33,12 @@ EXTENSIONS = (
     ("AVX-512 BF16", "_is_avx512_bf16_supported"),
     ("AMX", "_is_amx_tile_supported"),
 )
+# An AVX2-only CPU approximated on a newer one: PyTorch's kernels, oneDNN and MKL capped.
+AVX2_ONLY = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+}
 
 
 def cpu_model() -> str:
