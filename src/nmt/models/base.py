@@ -86,23 +86,22 @@ class Seq2SeqModel(nn.Module, ABC):
         tgt_in: Tensor,
         teacher_forcing: float = 1.0,
         tf_mode: str = "token",
+        feed_reference: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, V) for decoder inputs tgt_in: (B, T).
 
         With ``teacher_forcing`` < 1, each input after the first is the reference token
         with that probability, else the model's own previous argmax (scheduled sampling,
-        Bengio et al. 2015), drawn per token or per sequence (``tf_mode``). With 1.0 the
-        reference is fed throughout: :meth:`features`, the fast path.
+        Bengio et al. 2015), drawn per token or per sequence (``tf_mode``; see
+        :func:`reference_mask`), or as given by ``feed_reference`` (B, T) bool. With 1.0
+        the reference is fed throughout: :meth:`features`, the fast path.
         """
-        if teacher_forcing >= 1.0:
+        if teacher_forcing >= 1.0 and feed_reference is None:
             return self.logits(self.features(src, src_lengths, tgt_in))
         b, t_len = tgt_in.shape
-        if tf_mode == "sequence":
-            use_ref = (torch.rand(b, 1, device=tgt_in.device) < teacher_forcing).expand(b, t_len)
-        elif tf_mode == "token":
-            use_ref = torch.rand(b, t_len, device=tgt_in.device) < teacher_forcing
-        else:
-            raise ValueError(f"unknown teacher-forcing mode {tf_mode!r}")
+        use_ref = feed_reference
+        if use_ref is None:
+            use_ref = reference_mask(b, t_len, teacher_forcing, tf_mode, tgt_in.device)
         memory = self.encode(src, src_lengths)
         state = self.init_state(memory)
         prev = tgt_in[:, 0]
@@ -114,6 +113,21 @@ class Seq2SeqModel(nn.Module, ABC):
                 guess = logits.detach().argmax(dim=-1)
                 prev = torch.where(use_ref[:, t + 1], tgt_in[:, t + 1], guess)
         return torch.stack(out, dim=1)
+
+
+def reference_mask(
+    b: int, t_len: int, ratio: float, mode: str, device: torch.device | str = "cpu"
+) -> Tensor:
+    """Where decoding feeds the reference token rather than the model's own guess:
+    (B, T) bool, True with probability ``ratio``, drawn per token (``mode`` ``token``) or
+    once per sentence (``sequence``). Column 0 (``<sos>``) is always fed."""
+    if mode == "sequence":
+        use_ref = (torch.rand(b, 1, device=device) < ratio).expand(b, t_len)
+    elif mode == "token":
+        use_ref = torch.rand(b, t_len, device=device) < ratio
+    else:
+        raise ValueError(f"unknown teacher-forcing mode {mode!r}")
+    return use_ref
 
 
 def count_parameters(model: nn.Module) -> int:

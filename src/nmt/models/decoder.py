@@ -1,12 +1,14 @@
 """The recurrent decoder, assembled from components chosen by params: the cell and its
-layers, the attention (none, additive, multiplicative), what queries it (the previous or
-the current state), whether the context feeds the recurrence, and the bridge from the
-encoder's final state to the first state.
+layers, the attention (none, additive, multiplicative, the tutorial's location-based),
+what queries it (the previous or the current state), whether a context feeds the
+recurrence, an activation on the recurrent input, how many passes a step makes, and the
+bridge from the encoder's final state to the first state.
 
 One step is :meth:`RNNDecoder.step`; :meth:`RNNDecoder.unroll` runs a whole reference
 under teacher forcing, in one call over all steps when the recurrence does not depend on
-the attention, else step by step. Both return *features* [state; context] (B, [T,] F);
-:class:`~nmt.models.rnn.RNNSeq2Seq`'s readout and output layer turn them into logits.
+the attention, else step by step. Both return *features*, [state; context] or the state
+alone (B, [T,] F); :class:`~nmt.models.rnn.RNNSeq2Seq`'s readout and output layer turn
+them into logits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config.model import RNNParams
-from nmt.models.attention import build_attention, padding_bias
+from nmt.models.attention import LocationAttention, build_attention, padding_bias
 from nmt.models.encoder import RNN_CLASSES, EncoderOutput, RNNState
 from nmt.models.gru_attention import gru_attention_cell
 
@@ -26,6 +28,14 @@ def reorder_state(state: RNNState, index: Tensor) -> RNNState:
     if isinstance(state, tuple):
         return tuple(s.index_select(1, index) for s in state)  # type: ignore[return-value]
     return state.index_select(1, index)
+
+
+def _to_source(weights: Tensor, s: int) -> Tensor:
+    """Slot weights (B, slots) -> weights over the S source positions (B, S): cut, or
+    padded with zeros."""
+    if weights.size(1) >= s:
+        return weights[:, :s]
+    return F.pad(weights, (0, s - weights.size(1)))
 
 
 def top_layer(state: RNNState) -> Tensor:
@@ -38,25 +48,39 @@ class RNNDecoder(nn.Module):
     """A recurrent decoder over the encoder memory (M wide).
 
     ``attention: none`` is Cho et al.'s decoder: the context is the encoder's final state,
-    fed to every step's input and to the readout. ``bahdanau`` queries additive attention
-    with the previous state and feeds the context to the step, so steps are sequential.
-    ``dot`` / ``general`` (Luong et al.'s global attention, without input feeding) query
-    with the current state: the recurrence ignores the context, so a reference unrolls in
-    one call and attention in one batched product.
+    fed to every step's input and to the readout; with ``feed_final: false`` it is
+    Sutskever et al.'s, whose features are the state alone. ``bahdanau`` queries additive
+    attention with the previous state and feeds the context to the step, so steps are
+    sequential. ``additive`` (the same score), ``dot`` / ``general`` (Luong et al.'s
+    global attention, without input feeding) query with the current state: the
+    recurrence ignores the context, so a reference unrolls in one call and attention in
+    one batched product. ``location`` is the PyTorch tutorial's
+    (:class:`~nmt.models.attention.LocationAttention`): its features are the state alone.
     """
 
-    def __init__(self, params: RNNParams, memory_dim: int) -> None:
+    def __init__(self, params: RNNParams, memory_dim: int, input_dim: int | None = None) -> None:
+        """``input_dim``: the width of the target token inputs (embedding_dim unless they
+        are one-hot)."""
         super().__init__()
-        cell, emb_dim, hidden_dim = params.cell, params.embedding_dim, params.hidden_dim
+        cell, hidden_dim = params.cell, params.hidden_dim
+        emb_dim = params.embedding_dim if input_dim is None else input_dim
         layers, kind = params.decoder_layers, params.attention
         self.cell, self.layers, self.hidden_dim, self.emb_dim = cell, layers, hidden_dim, emb_dim
+        self.kind = kind
         #: what queries the attention: the state before the step, or the step's output
-        self.query = "previous" if kind == "bahdanau" else "current"
-        #: whether the context is part of the recurrent input
-        self.feed_context = kind in ("none", "bahdanau")
-        input_dim = emb_dim + (memory_dim if self.feed_context else 0)
+        self.query = "previous" if kind in ("bahdanau", "location") else "current"
+        #: the encoder's final state as a fixed context (Cho et al.'s decoder)
+        self.fixed_context = kind == "none" and params.feed_final
+        #: whether a context is part of the recurrent input
+        self.feed_context = self.fixed_context or kind == "bahdanau"
+        self.relu = params.decoder_activation == "relu"
+        self.passes = params.decoder_passes
+        if kind == "location":
+            rnn_input = hidden_dim
+        else:
+            rnn_input = emb_dim + (memory_dim if self.feed_context else 0)
         self.rnn = RNN_CLASSES[cell](
-            input_dim,
+            rnn_input,
             hidden_dim,
             num_layers=layers,
             batch_first=True,
@@ -64,20 +88,38 @@ class RNNDecoder(nn.Module):
         )
         self.bridge_kind = params.bridge
         # The bridge maps the encoder's final state to every decoder layer's initial state.
-        if params.bridge != "zeros":
+        if params.bridge not in ("zeros", "identity"):
             self.bridge = nn.Linear(memory_dim, layers * hidden_dim)
             self.bridge_cell = (
                 nn.Linear(memory_dim, layers * hidden_dim) if cell == "lstm" else None
             )
         # made after the recurrent net and the bridge: a seed gives the same initial
         # weights as before the decoders were one class
-        self.attention = None if kind == "none" else build_attention(kind, hidden_dim, memory_dim)
-        self.feature_dim = hidden_dim + memory_dim
+        self.attention: nn.Module | None = None
+        if kind == "location":
+            self.attention = LocationAttention(
+                emb_dim, hidden_dim, memory_dim, params.attention_slots, hidden_dim
+            )
+        elif kind != "none":
+            self.attention = build_attention(kind, hidden_dim, memory_dim, params.attention_v)
+        #: whether the features hold a context beside the state
+        self.has_context = kind not in ("none", "location") or self.fixed_context
+        self.feature_dim = hidden_dim + (memory_dim if self.has_context else 0)
         #: True when a step is :func:`~nmt.models.gru_attention.gru_attention_cell`: one
         #: GRU layer fed the context of additive attention queried by the previous state.
-        self.gru_attention = cell == "gru" and layers == 1 and kind == "bahdanau"
+        self.gru_attention = (
+            cell == "gru"
+            and layers == 1
+            and kind == "bahdanau"
+            and params.attention_v
+            and not self.relu
+        )
         #: True when :meth:`unroll` runs all steps at once instead of a step loop.
-        self.parallel = self.attention is None or not self.feed_context
+        self.parallel = (
+            self.passes == 1
+            and kind != "location"
+            and (self.attention is None or not self.feed_context)
+        )
 
     # -- state ---------------------------------------------------------------------------
 
@@ -89,6 +131,10 @@ class RNNDecoder(nn.Module):
         return h.transpose(0, 1).contiguous()  # (L, B, H)
 
     def init_state(self, enc: EncoderOutput) -> RNNState:
+        if self.bridge_kind == "identity":
+            if enc.state is None:
+                raise ValueError("bridge: identity needs the encoder's final state")
+            return enc.state
         if self.bridge_kind == "zeros":
             b = enc.final.size(0)
             h = enc.final.new_zeros(self.layers, b, self.hidden_dim)
@@ -103,7 +149,7 @@ class RNNDecoder(nn.Module):
         :attr:`gru_attention` the memory's share of the input gates."""
         if self.attention is None:
             return enc
-        keys = self.attention.precompute(enc.memory)
+        keys = self.attention.precompute(enc.memory)  # type: ignore[operator]
         values = None
         if self.gru_attention:  # (B, S, 3H)
             values = F.linear(enc.memory, self.rnn.weight_ih_l0[:, self.emb_dim :])
@@ -128,13 +174,23 @@ class RNNDecoder(nn.Module):
             return self._gru_attention_step(emb, state, enc)
         attn = None
         context = enc.final  # the fixed context without attention
-        if self.attention is not None and self.query == "previous":
+        if self.kind == "location":
+            x, attn = self.attention(emb, top_layer(state), enc.keys)  # type: ignore[misc]
+            attn = _to_source(attn, enc.mask.size(1))
+        elif self.attention is not None and self.query == "previous":
             context, attn = self.attention(top_layer(state), enc.keys, enc.memory, enc.mask)
-        x = torch.cat([emb, context], dim=-1) if self.feed_context else emb
-        out, state = self.rnn(x.unsqueeze(1), state)
-        out = out.squeeze(1)
+        if self.kind != "location":
+            x = torch.cat([emb, context], dim=-1) if self.feed_context else emb
+        for _ in range(self.passes):
+            if self.relu:
+                x = F.relu(x)
+            out, state = self.rnn(x.unsqueeze(1), state)
+            x = out.squeeze(1)
+        out = x
         if self.attention is not None and self.query == "current":
             context, attn = self.attention(out, enc.keys, enc.memory, enc.mask)
+        if not self.has_context:
+            return out, state, attn
         return torch.cat([out, context], dim=-1), state, attn
 
     def _gru_attention_step(
@@ -164,16 +220,19 @@ class RNNDecoder(nn.Module):
 
     def unroll(self, emb: Tensor, state: RNNState, enc: EncoderOutput) -> Tensor:
         """emb: (B, T, E) embedded reference inputs -> features (B, T, F)."""
-        if self.attention is None:
+        if not self.parallel:
+            feats = []
+            for t in range(emb.size(1)):
+                f, state, _ = self.step(emb[:, t], state, enc)
+                feats.append(f)
+            return torch.stack(feats, dim=1)
+        # The recurrence does not depend on the attention: all steps in one call.
+        x = emb
+        if self.fixed_context:
             c = enc.final.unsqueeze(1).expand(-1, emb.size(1), -1)  # (B, T, M)
-            out, _ = self.rnn(torch.cat([emb, c], dim=-1), state)
-            return torch.cat([out, c], dim=-1)
-        if not self.feed_context:
-            out, _ = self.rnn(emb, state)  # (B, T, H)
-            context, _ = self.attention(out, enc.keys, enc.memory, enc.mask)
-            return torch.cat([out, context], dim=-1)
-        feats = []
-        for t in range(emb.size(1)):
-            f, state, _ = self.step(emb[:, t], state, enc)
-            feats.append(f)
-        return torch.stack(feats, dim=1)
+            x = torch.cat([emb, c], dim=-1)
+        out, _ = self.rnn(F.relu(x) if self.relu else x, state)  # (B, T, H)
+        if self.attention is None:
+            return torch.cat([out, c], dim=-1) if self.fixed_context else out
+        context, _ = self.attention(out, enc.keys, enc.memory, enc.mask)
+        return torch.cat([out, context], dim=-1)

@@ -10,8 +10,21 @@ from torch import Tensor, nn
 from nmt.config.model import RNNParams
 from nmt.models.base import Seq2SeqModel
 from nmt.models.decoder import RNNDecoder, reorder_state
-from nmt.models.encoder import Encoder, EncoderOutput, RNNState
-from nmt.specials import PAD_ID
+from nmt.models.encoder import Encoder, EncoderOutput, RNNState, token_inputs
+from nmt.specials import EOS_ID, PAD_ID, SOS_ID
+
+
+def add_markers(src: Tensor, lengths: Tensor, markers: str) -> tuple[Tensor, Tensor]:
+    """src: (B, S) ids, lengths: (B,) -> the sources with ``<eos>`` after each (``eos``),
+    and ``<sos>`` before (``sos_eos``): (B, S + 1 | S + 2) and their lengths."""
+    b = src.size(0)
+    out = torch.cat([src, src.new_full((b, 1), PAD_ID)], dim=1)
+    out[torch.arange(b, device=src.device), lengths.to(src.device)] = EOS_ID
+    lengths = lengths + 1
+    if markers == "sos_eos":
+        out = torch.cat([out.new_full((b, 1), SOS_ID), out], dim=1)
+        lengths = lengths + 1
+    return out, lengths
 
 
 class RNNSeq2Seq(Seq2SeqModel):
@@ -26,6 +39,7 @@ class RNNSeq2Seq(Seq2SeqModel):
     def __init__(self, params: RNNParams, src_vocab_size: int, tgt_vocab_size: int) -> None:
         super().__init__()
         self.params = params
+        where = params.dropout_on
         self.encoder = Encoder(
             src_vocab_size,
             params.embedding_dim,
@@ -35,10 +49,15 @@ class RNNSeq2Seq(Seq2SeqModel):
             params.dropout,
             params.cell,
             pad_id=PAD_ID,
+            inputs=params.inputs,
+            input_dropout=params.dropout if "source" in where else 0.0,
         )
-        self.tgt_embedding = nn.Embedding(tgt_vocab_size, params.embedding_dim, padding_idx=PAD_ID)
-        self.decoder = RNNDecoder(params, self.encoder.output_dim)
-        self.dropout = nn.Dropout(params.dropout)
+        self.tgt_embedding = token_inputs(
+            params.inputs, tgt_vocab_size, params.embedding_dim, PAD_ID
+        )
+        self.decoder = RNNDecoder(params, self.encoder.output_dim, self.tgt_embedding.embedding_dim)
+        self.dropout = nn.Dropout(params.dropout if "target" in where else 0.0)
+        self.readout_dropout = nn.Dropout(params.dropout if "readout" in where else 0.0)
         readout_dim = self.decoder.feature_dim
         if params.readout == "tanh":
             self.pre_output = nn.Linear(self.decoder.feature_dim, params.embedding_dim)
@@ -48,7 +67,7 @@ class RNNSeq2Seq(Seq2SeqModel):
                 f"tie_embeddings needs the readout to be embedding_dim ({params.embedding_dim})"
                 f" wide, not {readout_dim}: use readout: tanh"
             )
-        self.generator = nn.Linear(readout_dim, tgt_vocab_size, bias=False)
+        self.generator = nn.Linear(readout_dim, tgt_vocab_size, bias=params.output_bias)
         if params.tie_embeddings:
             self.generator.weight = self.tgt_embedding.weight
 
@@ -58,6 +77,8 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src: (B, S) ids, src_lengths: (B,) -> encoder output with the decoder's keys."""
+        if self.params.source_markers != "none":
+            src, src_lengths = add_markers(src, src_lengths, self.params.source_markers)
         return self.decoder.prepare(self.encoder(src, src_lengths))
 
     def init_state(self, memory: EncoderOutput) -> RNNState:
@@ -65,7 +86,7 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     def readout(self, features: Tensor) -> Tensor:
         """features: (..., F) -> the output layer's input."""
-        features = self.dropout(features)
+        features = self.readout_dropout(features)
         if self.params.readout == "tanh":
             return torch.tanh(self.pre_output(features))
         return features
@@ -86,6 +107,13 @@ class RNNSeq2Seq(Seq2SeqModel):
         feats, state, attn = self.decoder.step(
             self.dropout(self.tgt_embedding(prev)), state, memory
         )
+        if attn is not None and self.params.source_markers != "none":
+            # the weights on the sentence's own tokens, as the caller gave it (the markers'
+            # share left out)
+            first = 1 if self.params.source_markers == "sos_eos" else 0
+            width = memory.mask.size(1) - (2 if first else 1)
+            own = memory.mask[:, first + 1 : first + 1 + width]  # not a marker nor padding
+            attn = attn[:, first : first + width] * own
         return self.readout(feats), state, attn
 
     def reorder_state(self, state: RNNState, index: Tensor) -> RNNState:

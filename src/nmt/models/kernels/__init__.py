@@ -62,12 +62,21 @@ def choose(model: Seq2SeqModel) -> Kernels:
     from nmt.models.kernels import bahdanau_gru
 
     decoder = model.decoder  # type: ignore[attr-defined]
+    params = model.params
     written = bool(decoder.gru_attention)
+    # the folded step encodes with the encoder's own weights and embedding tables
+    foldable = (
+        written
+        and params.readout == "tanh"
+        and params.inputs == "embedding"
+        and params.source_markers == "none"
+        and params.bridge != "identity"
+    )
     # the folded step and packed products are fp32: under autocast the plain step runs
     plain_precision = not torch.is_autocast_enabled("cpu")
     return Kernels(
         unroll=bahdanau_gru.unroll if written else None,
-        folded_step=written and plain_precision and model.params.readout == "tanh",
+        folded_step=foldable and plain_precision,
         packed_step=plain_precision,
         two_stage_argmax=True,
     )
