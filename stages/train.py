@@ -3,10 +3,11 @@
 Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``train``.
 Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``),
 ``<out>/epoch-<n>.pt`` (the last ``train.keep_epochs`` epochs' weights, for the average
-stage), ``<out>/last.pt`` (last epoch, with the state to resume from), per-epoch dvclive
-logs in ``<live>`` and a summary JSON. A run interrupted midway resumes from ``last.pt`` when it
-was written under the same params (``--fresh`` ignores it); a finished ``last.pt`` is
-never resumed, so a forced re-run trains again. Checkpoints hold no timings: the same
+stage), ``<out>/last.pt`` (last epoch, or last ``train.checkpoint_every`` steps, with the
+state to resume from), per-epoch dvclive logs in ``<live>`` and a summary JSON. A run
+interrupted midway resumes from ``last.pt`` when it was written under the same params
+(``--fresh`` ignores it); a finished ``last.pt`` is never resumed, so a forced re-run
+trains again. Checkpoints hold no timings: the same
 params and data give byte-identical files.
 """
 

@@ -1,6 +1,7 @@
 import io
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,6 +217,113 @@ def timeless(history):
 
 def read_checkpoint_state(path):
     return torch.load(path, weights_only=True)["training"]["fit"]
+
+
+RESUMABLE = {  # dropout (the model's), scheduled sampling and a per-step lr schedule
+    "epochs": 2,
+    "teacher_forcing": {"ratio": 0.9, "schedule": "linear", "slope": 0.2},
+    "lr_schedule": {"kind": "warmup", "warmup_steps": 5},
+    "early_stopping": {"metric": "valid_loss", "patience": 5},
+}
+
+
+def kill_before_update(monkeypatch, step):
+    """Stop the run as a kill would, after ``step`` updates (check_finite runs once per
+    step, before its update)."""
+    import nmt.training.loop as loop
+
+    calls = []
+
+    def check(*args, **kw):
+        calls.append(1)
+        if len(calls) > step:
+            raise Interrupt
+        return real(*args, **kw)
+
+    real = loop.check_finite
+    monkeypatch.setattr(loop, "check_finite", check)
+
+
+def steps_of_epoch_1():
+    train, _ = data()
+    return len(make_batches(train.src_lengths, train.tgt_lengths, batch_tokens=300))
+
+
+def assert_same_run(a_dir, a_model, a_result, b_dir, b_model, b_result):
+    for name, p in a_model.state_dict().items():
+        assert torch.equal(p, b_model.state_dict()[name]), name
+    assert timeless(a_result.state.history) == timeless(b_result.state.history)
+    for name in ("best.pt", "last.pt", "epoch-1.pt", "epoch-2.pt"):
+        assert (a_dir / name).read_bytes() == (b_dir / name).read_bytes(), name
+
+
+def test_a_run_killed_mid_epoch_resumes_from_the_step_of_its_last_checkpoint(
+    tmp_path, monkeypatch, caplog
+):
+    n1 = steps_of_epoch_1()
+    assert n1 > 6
+    whole, whole_result = run(tmp_path / "whole", train_params(**RESUMABLE))
+    params = train_params(**RESUMABLE, checkpoint_every=5)
+    cut = tmp_path / "cut"
+    killed_at = (n1 // 5 + 1) * 5 + 2  # two steps past the first checkpoint of epoch 2
+    with monkeypatch.context() as m:
+        kill_before_update(m, killed_at)
+        with pytest.raises(Interrupt):
+            run(cut, params)
+    training = torch.load(cut / "last.pt", weights_only=True)["training"]
+    assert training["fit"]["epoch"] == 1 and training["fit"]["steps"] == killed_at - 2
+    assert training["position"]["epoch"]["step"] == killed_at - 2 - n1
+    caplog.set_level(logging.INFO, logger="nmt.training.loop")
+    replayed = []
+    torch.manual_seed(123)  # whatever the global RNG is now, resuming restores it
+    resumed, resumed_result = run(cut, params, on_epoch=replayed.append)
+    assert f"at epoch 2, step {killed_at - 2 - n1}" in caplog.text
+    # checkpoints mid-epoch change nothing: the run ends as one that wrote none
+    assert_same_run(tmp_path / "whole", whole, whole_result, cut, resumed, resumed_result)
+    assert timeless(replayed) == timeless(resumed_result.state.history)
+    assert resumed_result.state.history[-1]["tokens_per_s"] > 0
+
+
+def test_a_run_killed_while_writing_last_pt_resumes_from_the_one_before(tmp_path, monkeypatch):
+    import tempfile
+
+    import nmt.training.loop as loop
+
+    whole, whole_result = run(tmp_path / "whole", train_params(**RESUMABLE))
+    params = train_params(**RESUMABLE, checkpoint_every=3)
+    cut = tmp_path / "cut"
+    saves = []
+
+    def dying_save(path, payload):
+        saves.append(path.name)
+        if saves.count("last.pt") < 2:
+            return real(path, payload)
+        # Killed mid-write: half the file in atomic_path's temporary, never renamed.
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        tmp = Path(tempfile.mkdtemp(prefix=".last.pt.", dir=path.parent))
+        (tmp / "last.pt").write_bytes(buf.getvalue()[: buf.tell() // 2])
+        raise Interrupt
+
+    real = loop.save_checkpoint
+    with monkeypatch.context() as m:
+        m.setattr(loop, "save_checkpoint", dying_save)
+        with pytest.raises(Interrupt):
+            run(cut, params)
+    assert any(p.name.startswith(".last.pt.") for p in cut.iterdir())
+    assert torch.load(cut / "last.pt", weights_only=True)["training"]["fit"]["steps"] == 3
+    resumed, resumed_result = run(cut, params)
+    assert_same_run(tmp_path / "whole", whole, whole_result, cut, resumed, resumed_result)
+    assert not any(p.name.startswith(".") for p in cut.iterdir())
+
+
+def test_the_resume_fingerprint_ignores_the_length_and_the_checkpoint_interval():
+    from nmt.training.loop import resume_fingerprint
+
+    base = resume_fingerprint(train_params(), 1, "data")
+    assert resume_fingerprint(train_params(epochs=9, checkpoint_every=7), 1, "data") == base
+    assert resume_fingerprint(train_params(lr=0.1), 1, "data") != base
+    assert resume_fingerprint(train_params(), 2, "data") != base
 
 
 def test_a_different_run_id_starts_fresh_and_best_pt_is_written(tmp_path):

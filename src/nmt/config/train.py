@@ -99,6 +99,9 @@ class TrainParams(StrictModel):
     # The weights of the last this many epochs stay in the checkpoint folder
     # (epoch-<n>.pt), for the average stage to average.
     keep_epochs: int = Field(5, ge=1)
+    # Also write last.pt every this many optimizer steps, with the position in the
+    # epoch, so a run killed mid-epoch resumes from that step; None: after each epoch only.
+    checkpoint_every: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_batching(self) -> TrainParams:

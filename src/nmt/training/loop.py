@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,19 @@ class ValidSet:
 # ----------------------------------------------------------------------------- steps
 
 
+@dataclass
+class EpochPosition:
+    """How far an epoch has gone: the batches done and the running sums of its loss.
+
+    Saved in a mid-epoch ``last.pt``, so that a resumed epoch skips those batches and
+    still reports the loss of the whole epoch.
+    """
+
+    step: int = 0  # batches of the epoch done
+    loss_sum: float = 0.0  # summed over their target tokens
+    tokens: int = 0
+
+
 def train_epoch(
     model: Seq2SeqModel,
     pairs: TokenizedPairs,
@@ -98,22 +111,30 @@ def train_epoch(
     progress: ProgressMode = "off",
     epoch: int = 0,
     progress_interval: float = 60.0,
+    start: EpochPosition | None = None,
+    on_step: Callable[[EpochPosition], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``batches`` (index arrays into ``pairs``), the 0-based ``epoch``.
 
-    ``progress`` shows the steps, the mean loss so far and the tokens per second (see
-    :class:`~nmt.progress.Progress`; as lines, one every ``progress_interval`` seconds).
-    Returns the mean training loss per target token, the token count and the seconds.
+    ``start``: where a resumed epoch stands (its first ``start.step`` batches are done);
+    ``on_step(position)`` is called after each update. ``progress`` shows the steps, the
+    mean loss so far and the tokens per second (see :class:`~nmt.progress.Progress`; as
+    lines, one every ``progress_interval`` seconds). Returns the mean training loss per
+    target token and the token count of the whole epoch, and the seconds and tokens of
+    the steps this call trained.
     """
     model.train()
-    total_loss = 0.0
-    tokens = 0
-    start = time.perf_counter()
+    pos = EpochPosition() if start is None else EpochPosition(**asdict(start))
+    first = pos.step
+    new_tokens = 0
+    began = time.perf_counter()
     mode = params.teacher_forcing.mode
     desc = f"train epoch {epoch + 1}"
     with Progress(len(batches), desc, "batches", progress, progress_interval) as shown:
-        for step, idx in enumerate(batches):
-            batch = collate(pairs, idx).to(device)
+        if first:
+            shown.update(first)
+        for step in range(first, len(batches)):
+            batch = collate(pairs, batches[step]).to(device)
             with autocast(device, dtype):
                 logits, target = batch_logits(model, batch, ratio, mode)
             loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
@@ -128,15 +149,23 @@ def train_epoch(
             # loss is computed, so reading it to the host waits for nothing.
             where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
             check_finite(loss, norm, where=where, params=params)
-            total_loss += float(loss_sum.detach())
+            pos.loss_sum += float(loss_sum.detach())
             optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
-            tokens += batch.n_tokens
-            rate = tokens / max(time.perf_counter() - start, 1e-9)
-            shown.update(loss=f"{total_loss / tokens:.3f}", **{"tok/s": f"{rate:,.0f}"})
-    seconds = time.perf_counter() - start
-    return {"loss": total_loss / max(tokens, 1), "tokens": tokens, "seconds": seconds}
+            pos.tokens += batch.n_tokens
+            pos.step = step + 1
+            new_tokens += batch.n_tokens
+            rate = new_tokens / max(time.perf_counter() - began, 1e-9)
+            shown.update(loss=f"{pos.loss_sum / pos.tokens:.3f}", **{"tok/s": f"{rate:,.0f}"})
+            if on_step is not None:
+                on_step(pos)
+    return {
+        "loss": pos.loss_sum / max(pos.tokens, 1),
+        "tokens": pos.tokens,
+        "new_tokens": new_tokens,
+        "seconds": time.perf_counter() - began,
+    }
 
 
 def check_finite(
@@ -178,6 +207,7 @@ def batch_logits(
         real = batch.tgt_out != PAD_ID
         return model.logits(features[real]), batch.tgt_out[real]
     return model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode), batch.tgt_out
+
 
 
 def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
@@ -264,9 +294,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+# Params that change how long a run goes or how often it saves, not what it computes.
+NOT_FINGERPRINTED = frozenset({"epochs", "checkpoint_every"})
+
+
 def resume_fingerprint(params: TrainParams, *parts: Any) -> str:
-    """Fingerprint of a run, ``epochs`` left out: a finished run resumes to train longer."""
-    return fingerprint(params.model_dump(exclude={"epochs"}), *parts)
+    """Fingerprint of a run, :data:`NOT_FINGERPRINTED` left out: a finished run resumes to
+    train longer, an interrupted one may resume with checkpoints at other intervals."""
+    return fingerprint(params.model_dump(exclude=set(NOT_FINGERPRINTED)), *parts)
 
 
 @dataclass
@@ -280,6 +315,7 @@ class FitState:
     bad_epochs: int = 0
     stopped_early: bool = False
     train_tokens: int = 0
+    steps: int = 0  # optimizer steps, over all epochs
     # Not saved: timings of this process only (from_epoch: the epoch it started after).
     from_epoch: int = 0
     train_seconds: float = 0.0
@@ -354,7 +390,8 @@ def fit(
     After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
     the early-stopping metric improved, ``out_dir/epoch-<n>.pt`` (the weights of the last
     ``params.keep_epochs`` epochs are kept) and ``out_dir/last.pt`` (with the training
-    state).
+    state); with ``params.checkpoint_every``, ``last.pt`` also every that many steps, with
+    the position in the epoch, so that a run killed mid-epoch resumes from that step.
     ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
     see :func:`nmt.training.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
     whose ``run_id`` matches is continued; its history is replayed through ``on_epoch``
@@ -371,8 +408,11 @@ def fit(
     for name in ["best.pt", "last.pt", *sorted(epoch_names)]:
         for left in sweep_temporaries(out / name):
             log.info("removed %s, left by a process killed while saving", left)
+    position: dict[str, Any] | None = None  # of the unfinished epoch last.pt stopped in
     if resume:
-        state = _try_resume(out / "last.pt", run_id, params.epochs, model, optimizer, scheduler)
+        state, position = _try_resume(
+            out / "last.pt", run_id, params.epochs, model, optimizer, scheduler
+        )
         for record in state.history:
             if on_epoch is not None:
                 on_epoch(record)
@@ -382,10 +422,31 @@ def fit(
             path.unlink()
     step_scheduler = scheduler if isinstance(scheduler, LambdaLR) else None
     stop = params.early_stopping
+
+    def save_last(record: EpochRecord, at: dict[str, Any] | None) -> None:
+        # Through JSON: the records then pickle alike whether this process made them or
+        # read them from a checkpoint, and a resumed run writes the same bytes.
+        plain = json.loads(
+            json.dumps({"metrics": without_timings(record), "fit": state.to_dict(), "at": at})
+        )
+        training = {
+            "run_id": run_id,
+            "fit": plain["fit"],
+            "position": plain["at"],
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler_state(scheduler),
+            "rng": rng_state(),
+        }
+        metrics = plain["metrics"]
+        save_checkpoint(out / "last.pt", {**payload(), "metrics": metrics, "training": training})
+
     while state.epoch < params.epochs and not state.stopped_early:
         epoch = state.epoch
         ratio = teacher_forcing_ratio(params.teacher_forcing, epoch)
-        lr = current_lr(optimizer)
+        # A resumed epoch records the learning rate it began with, as an uninterrupted one.
+        lr = current_lr(optimizer) if position is None else position["lr"]
+        start = None if position is None else EpochPosition(**position["epoch"])
+        position = None
         batches = make_batches(
             train.src_lengths,
             train.tgt_lengths,
@@ -395,9 +456,18 @@ def fit(
             seed=seed,
             epoch=epoch,
         )
+
+        def after_step(pos: EpochPosition, lr: float = lr, n: int = len(batches)) -> None:
+            state.steps += 1
+            every = params.checkpoint_every
+            if every is not None and state.steps % every == 0 and pos.step < n:
+                last = state.history[-1] if state.history else {}
+                save_last(last, {"epoch": asdict(pos), "lr": lr})
+
         stats = train_epoch(
             model, train, batches, optimizer, step_scheduler=step_scheduler, params=params,
             ratio=ratio, device=device, dtype=dtype, progress=progress, epoch=epoch,
+            start=start, on_step=after_step,
         )  # fmt: skip
         scores = validate(
             model, valid, tgt_decode, device=device, dtype=dtype,
@@ -411,13 +481,13 @@ def fit(
             **scores,
             "teacher_forcing": ratio,
             "lr": lr,
-            "tokens_per_s": stats["tokens"] / max(stats["seconds"], 1e-9),
+            "tokens_per_s": stats["new_tokens"] / max(stats["seconds"], 1e-9),
         }
         state.epoch = epoch + 1
         state.history.append(record)
         state.train_seconds += stats["seconds"]
         state.train_tokens += int(stats["tokens"])
-        state.new_tokens += int(stats["tokens"])
+        state.new_tokens += int(stats["new_tokens"])
         log.info(_format_record(record))
         value = scores[stop.metric]
         if _improved(stop.metric, value, state.best_value, stop.min_delta):
@@ -434,20 +504,7 @@ def fit(
         for old, path in epoch_checkpoints(out).items():
             if old <= epoch + 1 - params.keep_epochs:
                 path.unlink()
-        save_checkpoint(
-            out / "last.pt",
-            {
-                **payload(),
-                "metrics": without_timings(record),
-                "training": {
-                    "run_id": run_id,
-                    "fit": state.to_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler_state(scheduler),
-                    "rng": rng_state(),
-                },
-            },
-        )
+        save_last(record, None)
     best = state.history[state.best_epoch - 1] if state.history else {}
     return FitResult(state=state, best=best)
 
@@ -459,37 +516,45 @@ def _try_resume(
     model: Seq2SeqModel,
     optimizer: Optimizer,
     scheduler: Scheduler | None,
-) -> FitState:
+) -> tuple[FitState, dict[str, Any] | None]:
     """Load ``path`` into model/optimizer/scheduler/RNG when it is an unfinished epoch of
     this run (``epochs`` in all); otherwise leave everything as it is and start afresh.
+    Returns the state and, for a checkpoint written mid-epoch, the position in the epoch
+    (``{"epoch": EpochPosition fields, "lr": the epoch's first learning rate}``).
 
     A finished run is never resumed: re-running a stage (``dvc repro -f``, or a changed
     dependency such as the model code) must train again, not stop after loading. Raising
     ``epochs`` makes a finished run unfinished, so it trains on. An unreadable ``last.pt``
     (a crash of the disk, not of a save: saves are atomic) is reported and ignored.
     """
+    fresh = FitState(), None
     if not path.is_file():
-        return FitState()
+        return fresh
     try:
         ckpt = read_checkpoint(path)
     except CheckpointError as err:
         log.warning("%s; training from scratch (the file is replaced after epoch 1)", err)
-        return FitState()
+        return fresh
     training = ckpt.get("training") or {}
     if training.get("run_id") != run_id:
         log.info("%s belongs to another configuration; training from scratch", path)
-        return FitState()
+        return fresh
     state = FitState(**training["fit"])
     if state.finished(epochs):
         log.info("%s is a finished run (%d epochs); training from scratch", path, state.epoch)
-        return FitState()
+        return fresh
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(training["optimizer"])
     load_scheduler_state(scheduler, training["scheduler"])
     set_rng_state(training["rng"])
     state.from_epoch, state.train_seconds, state.new_tokens = state.epoch, 0.0, 0
-    log.info("resuming from %s after epoch %d", path, state.epoch)
-    return state
+    position = training.get("position")
+    if position is None:
+        log.info("resuming from %s after epoch %d", path, state.epoch)
+    else:
+        step = position["epoch"]["step"]
+        log.info("resuming from %s at epoch %d, step %d", path, state.epoch + 1, step)
+    return state, position
 
 
 def _format_record(r: EpochRecord) -> str:
