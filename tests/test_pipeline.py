@@ -143,6 +143,54 @@ def test_second_repro_does_nothing(repo: Path):
     assert "up to date" in out
 
 
+def restored_stages(output: str) -> set[str]:
+    marker = "' is cached - skipping run"
+    return {line.split("'")[1] for line in output.splitlines() if marker in line}
+
+
+def test_a_clone_pulls_the_results_from_a_shared_remote_instead_of_recomputing(
+    repo: Path, tmp_path: Path
+):
+    """The README's shared remote: push the run's outputs and run cache from one clone;
+    a fresh clone pulls them, is up to date, translates, and restores what it lacks."""
+    dvc = str(BIN / "dvc")
+    run([dvc, "remote", "add", "-d", "shared", str(tmp_path / "shared")], repo)
+    run([dvc, "push", "--run-cache"], repo)
+    run(["git", "add", "-A"], repo)
+    commit = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty"]
+    run([*commit, "-qm", "run, with a shared remote"], repo)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    run([dvc, "pull", "--run-cache"], clone)
+    assert json.loads(run([dvc, "status", "--json"], clone)) == {}
+    for path in ("checkpoints/attention/best.pt", "models/attention/model.pt"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+    nmt = str(BIN / "nmt")
+    translated = run([nmt, "translate", "--model", "models/attention", "Bonjour ."], clone)
+    assert translated.strip()
+
+    # Outputs lost from the workspace come back from the cache: no stage runs.
+    for path in ("data/raw", "models"):
+        shutil.rmtree(clone / path)
+    out = run([dvc, "repro"], clone)
+    assert ran_stages(out) == set(), out
+    restored = {"download", "average@gru", "average@attention", "card@gru", "card@attention"}
+    assert restored <= restored_stages(out)
+    # Nothing was recomputed: the git-tracked metrics (timings included) are untouched.
+    assert run(["git", "status", "--porcelain"], clone) == ""
+
+    # Without dvc.lock, only the run cache pulled from the remote knows these runs.
+    (clone / "dvc.lock").unlink()
+    shutil.rmtree(clone / "data/raw")
+    (clone / "models/attention/model.pt").unlink()
+    out = run([dvc, "repro", "-s", "download", "average@attention"], clone)
+    assert ran_stages(out) == set(), out
+    assert restored_stages(out) == {"download", "average@attention"}
+    for path in ("data/raw/manifest.json", "models/attention/model.pt"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+
+
 def test_forced_training_trains_again_to_the_same_bytes(repo: Path):
     before = {p.name: p.read_bytes() for p in (repo / "checkpoints/gru").glob("*.pt")}
     out = run([str(BIN / "dvc"), "repro", "-f", "-s", "train@gru"], repo)
