@@ -63,7 +63,7 @@ def main(
             raise ParamsError(f"params.yaml: models.{name} is not defined")
         mp, tp = params.models[name], params.train
         seed = set_seed(params.seed)
-        device = resolve_device(tp.device)
+        device = resolve_device(tp.device, deterministic=tp.deterministic)
         threads = use_threads(tp.threads, "train.threads")
         dtype = resolve_precision(tp.precision, device)
         src_tok, tgt_tok = load_tokenizers(vocab)

@@ -7,7 +7,8 @@ never asks again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, MutableMapping
 from typing import Literal
 
 import torch
@@ -20,18 +21,59 @@ class DeviceError(RuntimeError):
     """The requested device or precision is not available here."""
 
 
-def resolve_device(name: str, cuda_available: Callable[[], bool] | None = None) -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+# cuBLAS reduces in a fixed order only with a workspace of its own per stream; it reads
+# this when it first starts, so it must be set before the first CUDA product.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def resolve_device(
+    name: str,
+    cuda_available: Callable[[], bool] | None = None,
+    *,
+    deterministic: bool = False,
+) -> torch.device:
+    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an error.
+
+    ``deterministic`` (``train.deterministic``): on CUDA, :func:`use_deterministic` before
+    any CUDA work, so that the same params and data give the same weights there too. On
+    CPU it changes nothing: the CPU paths are deterministic already.
+    """
     has_cuda = (cuda_available or torch.cuda.is_available)()
     if name == "auto":
-        return torch.device("cuda" if has_cuda else "cpu")
-    if name == "cuda":
+        device = torch.device("cuda" if has_cuda else "cpu")
+    elif name == "cuda":
         if not has_cuda:
             raise DeviceError("device 'cuda' was asked for but no CUDA device is available")
-        return torch.device("cuda")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise DeviceError(f"unknown device {name!r} (expected auto, cpu or cuda)")
+        device = torch.device("cuda")
+    elif name == "cpu":
+        device = torch.device("cpu")
+    else:
+        raise DeviceError(f"unknown device {name!r} (expected auto, cpu or cuda)")
+    if deterministic and device.type == "cuda":
+        use_deterministic()
+    return device
+
+
+def use_deterministic(environ: MutableMapping[str, str] = os.environ) -> dict[str, object]:
+    """Deterministic CUDA kernels: torch's deterministic algorithms (an op without one
+    raises instead of running), cuDNN's deterministic choices without autotuning
+    (``benchmark`` picks kernels by timing), and cuBLAS's fixed workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, unless already set). Returns :func:`determinism`."""
+    environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return determinism(environ)
+
+
+def determinism(environ: MutableMapping[str, str] = os.environ) -> dict[str, object]:
+    """The settings in force, for logs and metrics."""
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cublas_workspace_config": environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
 
 
 def cpu_has_bf16() -> bool:

@@ -73,6 +73,8 @@ class TrainParams(StrictModel):
     threads: Threads = "auto"
     # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 autocasts on either device.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # On CUDA: deterministic kernels only (nmt.device.use_deterministic), some slower.
+    deterministic: bool = False
     epochs: int = Field(10, ge=1)
     # Exactly one of the two: a token budget per batch (padded src + tgt positions, with
     # length bucketing), or a fixed number of sentences per batch.
