@@ -4,11 +4,11 @@ Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``
 Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``),
 ``<out>/epoch-<n>.pt`` (the last ``train.keep_epochs`` epochs' weights, for the average
 stage), ``<out>/last.pt`` (last epoch, or last ``train.checkpoint_every`` steps, with the
-state to resume from), per-epoch dvclive logs in ``<live>`` and a summary JSON. A run
-interrupted midway resumes from ``last.pt`` when it was written under the same params
-(``--fresh`` ignores it); a finished ``last.pt`` is never resumed, so a forced re-run
-trains again. Checkpoints hold no timings: the same
-params and data give byte-identical files.
+state to resume from), dvclive logs per epoch in ``<live>`` and every ``train.log_every``
+steps in ``<live>/steps``, and a summary JSON. A run interrupted midway resumes from
+``last.pt`` when it was written under the same params (``--fresh`` ignores it); a finished
+``last.pt`` is never resumed, so a forced re-run trains again. Checkpoints hold no
+timings: the same params and data give byte-identical files.
 """
 
 from __future__ import annotations
@@ -34,6 +34,17 @@ from nmt.utils import set_seed, write_json
 from nmt.vocab import VocabError, load_tokenizers
 
 PathOpt = click.Path(path_type=Path)
+# dvc.yaml declares the plots: dvclive writes none of its own
+LIVE = {"dvcyaml": None, "save_dvc_exp": False, "report": None}
+
+
+def log_record(logger: Live, record: dict[str, float], x: str) -> None:
+    """Log ``record`` at step ``record[x]`` (the epoch, or the step of a step record)."""
+    logger.step = int(record[x])
+    for key, value in record.items():
+        if key not in ("epoch", "step"):
+            logger.log_metric(key, value)
+    logger.make_summary()
 
 
 @click.command()
@@ -94,19 +105,13 @@ def main(
             f"{threads['threads']} CPU threads ({threads['omp_wait']})"
         )
         start = time.perf_counter()
-        with Live(dir=str(live), dvcyaml=None, save_dvc_exp=False, report=None) as logger:
-
-            def on_epoch(record: dict[str, float]) -> None:
-                logger.step = int(record["epoch"])
-                for key, value in record.items():
-                    if key != "epoch":
-                        logger.log_metric(key, value)
-                logger.make_summary()
-
+        with Live(dir=str(live), **LIVE) as epochs, Live(dir=str(live / "steps"), **LIVE) as steps:
             result = fit(
                 model, train, valid, tgt_tok.decode, tp, seed=seed, device=device,
                 dtype=dtype, out_dir=out, payload=payload, run_id=run_id,
-                on_epoch=on_epoch, resume=not fresh, progress=progress,
+                on_epoch=lambda record: log_record(epochs, record, "epoch"),
+                on_log=lambda record: log_record(steps, record, "step"),
+                resume=not fresh, progress=progress,
             )  # fmt: skip
     except (ParamsError, VocabError, DeviceError, CheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from None

@@ -68,14 +68,14 @@ def train_params(**kw) -> TrainParams:
     return TrainParams(**{**base, **kw})
 
 
-def run(tmp_path, params, *, seed=0, on_epoch=None, model_kw=None, resume=True):
+def run(tmp_path, params, *, seed=0, on_epoch=None, on_log=None, model_kw=None, resume=True):
     torch.manual_seed(seed)
     model = tiny_model(seed, **(model_kw or {}))
     train, valid = data()
     result = fit(
         model, train, valid, DIGITS.decode, params, seed=seed, device=CPU, dtype=None,
         out_dir=tmp_path, payload=lambda: payload(model),
-        run_id="test", on_epoch=on_epoch, resume=resume,
+        run_id="test", on_epoch=on_epoch, on_log=on_log, resume=resume,
     )  # fmt: skip
     return model, result
 
@@ -262,7 +262,8 @@ def test_a_run_killed_mid_epoch_resumes_from_the_step_of_its_last_checkpoint(
 ):
     n1 = steps_of_epoch_1()
     assert n1 > 6
-    whole, whole_result = run(tmp_path / "whole", train_params(**RESUMABLE))
+    logged = []
+    whole, whole_result = run(tmp_path / "whole", train_params(**RESUMABLE), on_log=logged.append)
     params = train_params(**RESUMABLE, checkpoint_every=5)
     cut = tmp_path / "cut"
     killed_at = (n1 // 5 + 1) * 5 + 2  # two steps past the first checkpoint of epoch 2
@@ -274,14 +275,44 @@ def test_a_run_killed_mid_epoch_resumes_from_the_step_of_its_last_checkpoint(
     assert training["fit"]["epoch"] == 1 and training["fit"]["steps"] == killed_at - 2
     assert training["position"]["epoch"]["step"] == killed_at - 2 - n1
     caplog.set_level(logging.INFO, logger="nmt.training.loop")
-    replayed = []
+    replayed, relogged = [], []
     torch.manual_seed(123)  # whatever the global RNG is now, resuming restores it
-    resumed, resumed_result = run(cut, params, on_epoch=replayed.append)
+    resumed, resumed_result = run(cut, params, on_epoch=replayed.append, on_log=relogged.append)
     assert f"at epoch 2, step {killed_at - 2 - n1}" in caplog.text
     # checkpoints mid-epoch change nothing: the run ends as one that wrote none
     assert_same_run(tmp_path / "whole", whole, whole_result, cut, resumed, resumed_result)
     assert timeless(replayed) == timeless(resumed_result.state.history)
     assert resumed_result.state.history[-1]["tokens_per_s"] > 0
+    # the step records too: replayed from last.pt (without timings), then trained on
+    assert timeless(relogged) == timeless(logged)
+    assert all("tokens_per_s" not in r for r in relogged if r["step"] <= killed_at - 2)
+    assert all(r["tokens_per_s"] > 0 for r in relogged if r["step"] > killed_at - 2)
+
+
+def test_step_records_every_log_every_steps_and_at_each_epochs_end(tmp_path):
+    n1 = steps_of_epoch_1()
+    params = train_params(**RESUMABLE, log_every=4)
+    logged = []
+    _, result = run(tmp_path / "a", params, on_log=logged.append)
+    total = result.state.steps
+    want = sorted({*range(4, total + 1, 4), n1, total})
+    assert [r["step"] for r in logged] == want
+    assert [r["epoch"] for r in logged] == [1 if s <= n1 else 2 for s in want]
+    ratio = {r["epoch"]: r["teacher_forcing"] for r in result.state.history}
+    assert [r["teacher_forcing"] for r in logged] == [ratio[r["epoch"]] for r in logged]
+    assert ratio[1] != ratio[2]
+    first = logged[0]  # steps 1-4 of the warm-up over 5 steps: the lr of the 4th
+    assert first["lr"] == pytest.approx(3e-3 * 4 / 5) and first["tokens_per_s"] > 0
+    assert all(0 < r["train_loss"] < 5 for r in logged)
+    # one step a record: the records' losses are the epoch's, step by step
+    every_step = []
+    every_1 = params.model_copy(update={"log_every": 1})
+    _, again = run(tmp_path / "b", every_1, on_log=every_step.append)
+    assert len(every_step) == total
+    assert timeless(again.state.history) == timeless(result.state.history)
+    none = []
+    run(tmp_path / "c", params.model_copy(update={"log_every": None}), on_log=none.append)
+    assert none == []
 
 
 def test_a_run_killed_while_writing_last_pt_resumes_from_the_one_before(tmp_path, monkeypatch):

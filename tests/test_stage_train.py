@@ -1,5 +1,6 @@
 import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -100,6 +101,33 @@ def test_stage_resumes_to_train_longer_and_fresh_starts_over(workdir, caplog):
     assert len(last["training"]["fit"]["history"]) == 3
 
 
+def test_step_curves_beside_the_epoch_curves_in_dvc_plots(workdir):
+    edit_params(workdir, "train", log_every=3)
+    assert invoke().exit_code == 0
+    steps = workdir / "metrics/train/attention/steps/plots/metrics"
+    loss = (steps / "train_loss.tsv").read_text().splitlines()
+    assert loss[0] == "step\ttrain_loss" and len(loss) > 4  # 2 epochs of 8 steps
+    for name in ("lr", "teacher_forcing", "tokens_per_s"):
+        assert len((steps / f"{name}.tsv").read_text().splitlines()) == len(loss)
+    # dvc draws both from dvc.yaml's plots (the attention model's: gru did not train here)
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    (workdir / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=workdir, check=True)
+    shown = subprocess.run(
+        [dvc, "plots", "show", "--json"], cwd=workdir, check=True, capture_output=True, text=True
+    )
+    data = json.loads(shown.stdout)["data"]
+
+    def points(title):
+        (plot,) = data[title]
+        return [v["step"] for v in plot["content"]["data"]["values"]]
+
+    assert points("Training loss (per target token)") == ["1", "2"]
+    assert points("Training loss per step") == [line.split("\t")[0] for line in loss[1:]]
+    assert len(points("Training speed per step")) == len(loss) - 1
+
+
 def test_unknown_model_is_a_clear_error(workdir):
     result = CliRunner().invoke(train_stage.main, [*ARGS[:1], "nope", *ARGS[2:]])
     assert result.exit_code != 0 and "models.nope" in result.output
@@ -153,6 +181,7 @@ def test_a_typo_in_a_section_the_stage_does_not_read_does_not_stop_it(workdir):
     [
         ("train", {"epoch": 3}, "train.epoch: unknown key"),
         ("train", {"checkpoint_every": 0}, "train.checkpoint_every: Input should be greater"),
+        ("train", {"log_every": 0}, "train.log_every: Input should be greater"),
         ("data", {"src_lnag": "fr"}, "data.src_lnag: unknown key"),
         ("prepare", {"normalise": {}}, "prepare.normalise: unknown key"),
         (

@@ -104,6 +104,10 @@ class TrainParams(StrictModel):
     # Also write last.pt every this many optimizer steps, with the position in the
     # epoch, so a run killed mid-epoch resumes from that step; None: after each epoch only.
     checkpoint_every: int | None = Field(None, ge=1)
+    # Log the training loss, learning rate, teacher-forcing ratio and tokens/s every this
+    # many steps and at the end of each epoch (dvclive, beside the per-epoch logs); None:
+    # per epoch only.
+    log_every: int | None = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _one_batching(self) -> TrainParams:

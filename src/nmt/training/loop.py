@@ -55,6 +55,7 @@ from nmt.utils import sweep_temporaries
 log = logging.getLogger(__name__)
 
 EpochRecord = dict[str, float]
+StepRecord = dict[str, float]  # every train.log_every steps: step, epoch, train_loss, ...
 MAX_LENGTH_EXTRA = 5  # greedy validation: max_len = ceil(ratio * src_len) + this
 # Keys of an epoch record that measure time: logged, never written into a checkpoint, so
 # that two identical runs write byte-identical checkpoints.
@@ -97,6 +98,16 @@ class EpochPosition:
     tokens: int = 0
 
 
+@dataclass(frozen=True)
+class StepStats:
+    """One update: its summed loss, target tokens, learning rate and seconds."""
+
+    loss_sum: float
+    tokens: int
+    lr: float
+    seconds: float
+
+
 def train_epoch(
     model: Seq2SeqModel,
     pairs: TokenizedPairs,
@@ -112,12 +123,12 @@ def train_epoch(
     epoch: int = 0,
     progress_interval: float = 60.0,
     start: EpochPosition | None = None,
-    on_step: Callable[[EpochPosition], None] | None = None,
+    on_step: Callable[[EpochPosition, StepStats], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``batches`` (index arrays into ``pairs``), the 0-based ``epoch``.
 
     ``start``: where a resumed epoch stands (its first ``start.step`` batches are done);
-    ``on_step(position)`` is called after each update. ``progress`` shows the steps, the
+    ``on_step(position, stats)`` is called after each update. ``progress`` shows the steps, the
     mean loss so far and the tokens per second (see :class:`~nmt.progress.Progress`; as
     lines, one every ``progress_interval`` seconds). Returns the mean training loss per
     target token and the token count of the whole epoch, and the seconds and tokens of
@@ -134,6 +145,7 @@ def train_epoch(
         if first:
             shown.update(first)
         for step in range(first, len(batches)):
+            step_began = time.perf_counter()
             batch = collate(pairs, batches[step]).to(device)
             with autocast(device, dtype):
                 logits, target = batch_logits(model, batch, ratio, mode)
@@ -149,7 +161,9 @@ def train_epoch(
             # loss is computed, so reading it to the host waits for nothing.
             where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
             check_finite(loss, norm, where=where, params=params)
-            pos.loss_sum += float(loss_sum.detach())
+            step_loss = float(loss_sum.detach())
+            pos.loss_sum += step_loss
+            lr = current_lr(optimizer)
             optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
@@ -159,7 +173,8 @@ def train_epoch(
             rate = new_tokens / max(time.perf_counter() - began, 1e-9)
             shown.update(loss=f"{pos.loss_sum / pos.tokens:.3f}", **{"tok/s": f"{rate:,.0f}"})
             if on_step is not None:
-                on_step(pos)
+                seconds = time.perf_counter() - step_began
+                on_step(pos, StepStats(step_loss, batch.n_tokens, lr, seconds))
     return {
         "loss": pos.loss_sum / max(pos.tokens, 1),
         "tokens": pos.tokens,
@@ -207,7 +222,6 @@ def batch_logits(
         real = batch.tgt_out != PAD_ID
         return model.logits(features[real]), batch.tgt_out[real]
     return model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode), batch.tgt_out
-
 
 
 def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
@@ -295,7 +309,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 # Params that change how long a run goes or how often it saves, not what it computes.
-NOT_FINGERPRINTED = frozenset({"epochs", "checkpoint_every"})
+NOT_FINGERPRINTED = frozenset({"epochs", "checkpoint_every", "log_every"})
 
 
 def resume_fingerprint(params: TrainParams, *parts: Any) -> str:
@@ -316,21 +330,55 @@ class FitState:
     stopped_early: bool = False
     train_tokens: int = 0
     steps: int = 0  # optimizer steps, over all epochs
+    # The steps since the last step record (train.log_every), and the records so far.
+    window_loss: float = 0.0
+    window_tokens: int = 0
+    step_history: list[StepRecord] = field(default_factory=list)
     # Not saved: timings of this process only (from_epoch: the epoch it started after).
     from_epoch: int = 0
     train_seconds: float = 0.0
     new_tokens: int = 0
+    window_seconds: float = 0.0
+    window_new_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """What ``last.pt`` keeps: everything but timings, so checkpoints reproduce."""
         saved = dict(self.__dict__)
-        for key in ("from_epoch", "train_seconds", "new_tokens"):
+        for key in UNSAVED:
             saved.pop(key)
         saved["history"] = [without_timings(r) for r in self.history]
+        saved["step_history"] = [without_timings(r) for r in self.step_history]
         return saved
+
+    def log_step(
+        self, stats: StepStats, every: int | None, epoch: int, ratio: float, end: bool
+    ) -> StepRecord | None:
+        """Count an update; every ``every`` steps and at the ``end`` of an epoch, the
+        record of the steps since the last one (None: no records)."""
+        self.window_loss += stats.loss_sum
+        self.window_tokens += stats.tokens
+        self.window_seconds += stats.seconds
+        self.window_new_tokens += stats.tokens
+        if every is None or (self.steps % every and not end):
+            return None
+        record: StepRecord = {
+            "step": self.steps,
+            "epoch": epoch + 1,
+            "train_loss": self.window_loss / max(self.window_tokens, 1),
+            "lr": stats.lr,
+            "teacher_forcing": ratio,
+            "tokens_per_s": self.window_new_tokens / max(self.window_seconds, 1e-9),
+        }
+        self.step_history.append(record)
+        self.window_loss, self.window_tokens = 0.0, 0
+        self.window_seconds, self.window_new_tokens = 0.0, 0
+        return record
 
     def finished(self, epochs: int) -> bool:
         return self.stopped_early or self.epoch >= epochs
+
+
+UNSAVED = ("from_epoch", "train_seconds", "new_tokens", "window_seconds", "window_new_tokens")
 
 
 def without_timings(record: EpochRecord) -> EpochRecord:
@@ -382,6 +430,7 @@ def fit(
     payload: Callable[[], dict[str, Any]],
     run_id: str,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_log: Callable[[StepRecord], None] | None = None,
     resume: bool = True,
     progress: ProgressMode = "off",
 ) -> FitResult:
@@ -392,11 +441,15 @@ def fit(
     ``params.keep_epochs`` epochs are kept) and ``out_dir/last.pt`` (with the training
     state); with ``params.checkpoint_every``, ``last.pt`` also every that many steps, with
     the position in the epoch, so that a run killed mid-epoch resumes from that step.
+    Every ``params.log_every`` steps and at the end of each epoch, ``on_log(record)`` gets
+    the mean training loss per target token of the steps since the last record, the
+    learning rate of the last, the teacher-forcing ratio and their tokens per second.
     ``payload()`` returns the self-describing part of a checkpoint (weights, tokenizers,
     see :func:`nmt.training.checkpoint.model_payload`). With ``resume``, an unfinished ``last.pt``
     whose ``run_id`` matches is continued; its history is replayed through ``on_epoch``
-    first, so a logger ends up with the same records as in an uninterrupted run (less the
-    timings of the epochs before the interruption, which checkpoints do not keep).
+    first (and its step records through ``on_log``), so a logger ends up with the same
+    records as in an uninterrupted run (less the timings of the epochs and steps before
+    the interruption, which checkpoints do not keep).
     A non-finite loss or gradient raises :class:`TrainingDiverged` before any update.
     """
     out = Path(out_dir)
@@ -416,6 +469,9 @@ def fit(
         for record in state.history:
             if on_epoch is not None:
                 on_epoch(record)
+        for record in state.step_history:
+            if on_log is not None:
+                on_log(record)
     # Epochs of another run, or of this one past where it resumes, are not this run's.
     for epoch, path in epoch_checkpoints(out).items():
         if epoch > state.epoch:
@@ -457,8 +513,14 @@ def fit(
             epoch=epoch,
         )
 
-        def after_step(pos: EpochPosition, lr: float = lr, n: int = len(batches)) -> None:
+        def after_step(
+            pos: EpochPosition, stats: StepStats, lr: float = lr, n: int = len(batches),
+            epoch: int = epoch, ratio: float = ratio,
+        ) -> None:  # fmt: skip
             state.steps += 1
+            record = state.log_step(stats, params.log_every, epoch, ratio, pos.step == n)
+            if record is not None and on_log is not None:
+                on_log(record)
             every = params.checkpoint_every
             if every is not None and state.steps % every == 0 and pos.step < n:
                 last = state.history[-1] if state.history else {}
