@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands call `python`: it must be the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: pipeline test lint bench browser shell clean-venv
+.PHONY: pipeline test lint bench browser shell clean-venv gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check src stages tests benchmarks
+
+# On a machine with an NVIDIA GPU: the CUDA tests, benchmarks and pipeline (README, On a GPU).
+gpu-check: $(STAMP)
+	benchmarks/gpu_check.sh
 
 # A shell with the project's dvc, nmt and python first on PATH; `exit` leaves it.
 shell: $(STAMP)

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_decode.py                        # defaults below
     python benchmarks/bench_decode.py --sentences 256 --sequential 32 --threads 2
+    python benchmarks/bench_decode.py --device cuda          # the same on the GPU
 
 The model is the trained ``models/attention/model.pt`` when it exists, else a freshly
 built attention model of the default size (``RNNParams()``: 256-d GRU, Bahdanau
@@ -50,12 +51,12 @@ EVALUATE = EvaluateParams()  # batched as the evaluate stage decodes by default
 T = TypeVar("T")
 
 
-def _model(checkpoint: Path) -> tuple[Seq2SeqModel, object | None, str]:
+def _model(checkpoint: Path, device: torch.device) -> tuple[Seq2SeqModel, object | None, str]:
     if checkpoint.is_file():
-        loaded = load_model(checkpoint, CPU)
+        loaded = load_model(checkpoint, device)
         return loaded.model, loaded.src_tokenizer, f"trained checkpoint {checkpoint}"
     torch.manual_seed(0)
-    model = build_model(RNNParams(), 8000, 8000).eval()
+    model = build_model(RNNParams(), 8000, 8000).eval().to(device)
     return model, None, "freshly built RNNParams() attention model (untrained, 8000/8000 vocab)"
 
 
@@ -84,6 +85,7 @@ def _interleaved(
     batch_size: int,
     max_tokens: int | None,
     sequential: int,
+    device: torch.device = CPU,
 ) -> tuple[float, float, int, list[list[int]]]:
     """Seconds for all of ``ids`` in length-sorted batches, and for about ``sequential`` of
     them one at a time (evenly spaced in length order, so the same sentences whatever the
@@ -98,7 +100,7 @@ def _interleaved(
 
     def run(sources: list[list[int]], size: int) -> list[list[int]]:
         return decode_ids(
-            model, sources, settings, CPU, size, prepared=prepared, max_tokens=max_tokens
+            model, sources, settings, device, size, prepared=prepared, max_tokens=max_tokens
         )
 
     for idx in length_batches([len(s) for s in ids], batch_size, max_tokens):
@@ -164,14 +166,24 @@ def _interleaved(
     "of its own (at nice --competitor-nice), against a quiet round in the same run.",
 )
 @click.option("--competitor-nice", type=click.IntRange(0, 19), default=19, show_default=True)
+@click.option(
+    "--device", "device_name", type=click.Choice(["cpu", "cuda"]), default="cpu",
+    show_default=True, help="Where the model decodes.",
+)  # fmt: skip
 def main(
     checkpoint: Path, test: Path, sentences: int, sequential: int, batch_size: int,
     max_tokens: int, beam: int, rounds: int, threads: int, contention: int, competitor_nice: int,
+    device_name: str,
 ) -> None:  # fmt: skip
-    """Print decoding throughput (sentences per second) on CPU."""
+    """Print decoding throughput (sentences per second) on CPU or CUDA."""
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda: no CUDA device is available")
     print_machine(threads)
+    if device.type == "cuda":
+        click.echo(f"GPU: {torch.cuda.get_device_name(0)}")
     cap = max_tokens or None
-    model, tokenizer, what = _model(checkpoint)
+    model, tokenizer, what = _model(checkpoint, device)
     ids, source = _sentences(test, tokenizer, sentences)
     greedy, beamed = SearchSettings(beam_size=1), SearchSettings(beam_size=beam)
     click.echo(f"model: {what}")
@@ -182,12 +194,14 @@ def main(
 
     # Warm-up: one untimed pass over the batches. oneDNN builds a kernel for each matrix
     # shape the first time it meets it, which makes the first pass about 0.1-0.4 s slower.
-    decode_ids(model, ids, greedy, CPU, batch_size, max_tokens=cap)
+    decode_ids(model, ids, greedy, device, batch_size, max_tokens=cap)
     prepare_s, _ = _timed(lambda: prepare(model))
     click.echo(f"search preparation (once per model and settings): {prepare_s * 1e3:.1f} ms")
     speed_ups = []
     for r in range(1, rounds + 1):
-        b_s, s_s, singles, hyps = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+        b_s, s_s, singles, hyps = _interleaved(
+            model, ids, greedy, batch_size, cap, sequential, device
+        )
         batched, single = len(ids) / b_s, singles / s_s
         speed_ups.append(batched / single)
         click.echo(
@@ -196,14 +210,14 @@ def main(
             f"speed-up {batched / single:.1f}x"
         )
     click.echo(f"speed-up of batching, median of {rounds} rounds: {np.median(speed_ups):.1f}x")
-    beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, CPU, batch_size, max_tokens=cap))
+    beam_s, _ = _timed(lambda: decode_ids(model, ids, beamed, device, batch_size, max_tokens=cap))
     click.echo(
         f"beam {beam}, batched: {len(ids) / beam_s:.1f} sent/s ({len(ids)} in {beam_s:.2f}s)"
     )
     if contention:
-        quiet = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+        quiet = _interleaved(model, ids, greedy, batch_size, cap, sequential, device)
         with competitors(contention, competitor_nice):
-            shared = _interleaved(model, ids, greedy, batch_size, cap, sequential)
+            shared = _interleaved(model, ids, greedy, batch_size, cap, sequential, device)
         click.echo(f"greedy beside {describe_competitors(contention, competitor_nice, True)}:")
         for what, k, n in (("batched", 0, len(ids)), ("one at a time", 1, quiet[2])):
             rate_quiet, rate_shared = n / quiet[k], n / shared[k]

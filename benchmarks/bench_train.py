@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                  # throughput: (a) (b) (c) + matmul peak
     python benchmarks/bench_train.py --profile        # also a torch.profiler table of (b)
     python benchmarks/bench_train.py --minutes 10     # train 10 min, greedy BLEU on held-out
+    python benchmarks/bench_train.py --device cuda --baseline-seconds 0 --hidden 1024
 
 Reference configuration (the PyTorch seq2seq tutorial's task, at a larger size):
 French->English Tatoeba pairs (``fra-eng.zip`` from the data mirror, ``$NMT_DATA_MIRROR``
@@ -21,7 +22,10 @@ Prints target tokens per second (words + ``<eos>``) for
 
 each against (a), and the fraction of the matmul peak (measured in the same run with a
 large fp32 and bf16 matmul; no bf16 one on a CPU without bf16 instructions) that the
-model's FLOPs per second reach. Figures only, no asserts: on a shared machine the timings
+model's FLOPs per second reach. ``--device cuda`` trains (b) and (c) on the GPU, against
+the GPU's peaks (fp32 without TF32, as torch multiplies by default); (a) always runs on
+the CPU, and ``--baseline-seconds 0`` skips it. ``--hidden`` widens the GRUs (embeddings
+stay 256). Figures only, no asserts: on a shared machine the timings
 are noisy; the README and docs/speed.md have the figures and their CPUs.
 """
 
@@ -44,7 +48,7 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from machine import competitors, describe_competitors, print_machine
+from machine import competitors, cuda_peaks, describe_competitors, print_machine
 from nmt.config import TrainParams
 from nmt.config.data import NormalizeParams
 from nmt.config.model import RNNParams
@@ -176,7 +180,7 @@ def flops_per_token(model: Seq2SeqModel, data: Data, batches: list[np.ndarray]) 
     """Model FLOPs (forward + backward, as counted by torch) per target token."""
     flops = tokens = 0
     for idx in batches:
-        batch = collate(data.train, idx)
+        batch = collate(data.train, idx).to(next(model.parameters()).device)
         with FlopCounterMode(display=False) as counter:
             logits, target = batch_logits(model, batch)
             masked_cross_entropy(logits, target).backward()
@@ -190,28 +194,37 @@ class Trainer:
     """A fresh model and optimizer at batch 64; ``run`` trains over some batches."""
 
     def __init__(
-        self, data: Data, dtype: torch.dtype | None, lr: float = 1e-3, clip: float | None = None
+        self,
+        data: Data,
+        dtype: torch.dtype | None,
+        lr: float = 1e-3,
+        clip: float | None = None,
+        device: torch.device = CPU,
     ) -> None:
-        self.data, self.dtype = data, dtype
-        self.model = fresh_model(data)
+        self.data, self.dtype, self.device = data, dtype, device
+        self.model = fresh_model(data).to(device)
         self.params = TrainParams(batch_size=64, batch_tokens=None, lr=lr, clip_grad_norm=clip)
         self.optimizer = build_optimizer(self.model, self.params)
 
     def run(self, batches: list[np.ndarray]) -> dict[str, float]:
         return train_epoch(
             self.model, self.data.train, batches, self.optimizer, step_scheduler=None,
-            params=self.params, ratio=1.0, device=CPU, dtype=self.dtype,
+            params=self.params, ratio=1.0, device=self.device, dtype=self.dtype,
         )  # fmt: skip
 
 
 def batched(
-    data: Data, batches: list[np.ndarray], dtype: torch.dtype | None, chunk: int
+    data: Data,
+    batches: list[np.ndarray],
+    dtype: torch.dtype | None,
+    chunk: int,
+    device: torch.device = CPU,
 ) -> tuple[float, list[float]]:
     """(b)/(c): train_epoch over ``batches`` in chunks; tokens/s and the mean loss per chunk.
 
     The first chunk warms up (one-off kernel and primitive set-up) and is not timed.
     """
-    trainer = Trainer(data, dtype)
+    trainer = Trainer(data, dtype, device=device)
     losses, tokens, seconds = [], 0, 0.0
     for k in range(0, len(batches), chunk):
         stats = trainer.run(batches[k : k + chunk])
@@ -257,8 +270,10 @@ def reference_batches(data: Data, epoch: int = 0, limit: int | None = None) -> l
     )[:limit]
 
 
-def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) -> None:
-    trainer = Trainer(data, dtype, lr=lr, clip=1.0)
+def train_for(
+    data: Data, minutes: float, dtype: torch.dtype | None, lr: float, device: torch.device
+) -> None:
+    trainer = Trainer(data, dtype, lr=lr, clip=1.0, device=device)
     deadline = time.perf_counter() + minutes * 60
     epoch, tokens, seconds = 0, 0, 0.0
     while time.perf_counter() < deadline:
@@ -284,7 +299,21 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 
 @click.command()
 @click.option("--threads", default=2, show_default=True, help="torch.set_num_threads.")
-@click.option("--baseline-seconds", default=60.0, show_default=True, help="Time for (a).")
+@click.option(
+    "--baseline-seconds", default=60.0, show_default=True, help="Time for (a); 0 skips it."
+)
+@click.option(
+    "--device",
+    "device_name",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where (b), (c) and --minutes train; (a) runs on the CPU.",
+)
+@click.option(
+    "--hidden", type=click.IntRange(min=1), default=MODEL.hidden_dim, show_default=True,
+    help="GRU hidden size (the reference: 256).",
+)  # fmt: skip
 @click.option(
     "--batches",
     type=click.IntRange(min=40),
@@ -317,26 +346,36 @@ def train_for(data: Data, minutes: float, dtype: torch.dtype | None, lr: float) 
 def main(
     threads: int, baseline_seconds: float, batches: int, profile: bool, minutes: float | None,
     precision: str, lr: float, contention: int, competitor_nice: int, emulated_bf16: bool,
-    own_session: bool,
+    own_session: bool, device_name: str, hidden: int,
 ) -> None:  # fmt: skip
     """Training throughput of the reference configuration (see the module doc)."""
+    global MODEL
+    MODEL = MODEL.model_copy(update={"hidden_dim": hidden})
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda: no CUDA device is available")
     peaks = print_machine(threads)
+    if device.type == "cuda":
+        peaks = cuda_peaks()
     start = time.perf_counter()
     data = load_data()
     click.echo(
         f"data: {len(data.train):,} training pairs, {len(data.held_out):,} held out; "
         f"vocab fr {len(data.src_tok):,}, en {len(data.tgt_tok):,} "
         f"({time.perf_counter() - start:.1f}s); model: {count_parameters(fresh_model(data)):,} "
-        f"parameters, unidirectional GRU encoder, Bahdanau decoder; {threads} threads"
+        f"parameters, unidirectional GRU encoder, Bahdanau decoder, hidden {hidden}; "
+        f"{threads} threads; training on {device.type}"
     )
     if minutes is not None:
-        train_for(data, minutes, torch.bfloat16 if precision == "bf16" else None, lr)
+        train_for(data, minutes, torch.bfloat16 if precision == "bf16" else None, lr, device)
         return
     order = reference_batches(data, limit=batches)
-    fpt = flops_per_token(fresh_model(data), data, order[:10])
+    fpt = flops_per_token(fresh_model(data).to(device), data, order[:10])
     click.echo(f"model FLOPs per target token (fwd + bwd): {fpt / 1e6:.1f} M")
-    base, pairs = per_sentence_baseline(data, baseline_seconds)
-    click.echo(f"(a) per-sentence tutorial loop: {base:,.0f} tok/s ({pairs} pairs)")
+    base = None
+    if baseline_seconds > 0:
+        base, pairs = per_sentence_baseline(data, baseline_seconds)
+        click.echo(f"(a) per-sentence tutorial loop: {base:,.0f} tok/s ({pairs} pairs)")
     chunk = 20
     rows = []
     precisions = [("fp32", None), ("bf16", torch.bfloat16)]
@@ -344,12 +383,13 @@ def main(
         precisions.pop()
         click.echo("(c) skipped: no bf16 instructions, bf16 would be emulated (--emulated-bf16)")
     for name, dtype in precisions:
-        rate, losses = batched(data, order, dtype, chunk)
+        rate, losses = batched(data, order, dtype, chunk, device)
         rows.append(losses)
         label = "(b) batched fp32" if dtype is None else "(c) batched bf16 autocast"
         peak = peaks[name]
-        share = f"{rate * fpt / peak:.0%} of the {name} matmul peak" if peak else "emulated bf16"
-        click.echo(f"{label}: {rate:,.0f} tok/s = {rate / base:.0f}x (a); {share}")
+        share = f"{rate * fpt / peak:.1%} of the {name} matmul peak" if peak else "emulated bf16"
+        versus = f" = {rate / base:.0f}x (a)" if base else ""
+        click.echo(f"{label}: {rate:,.0f} tok/s{versus}; {share}")
         if dtype is None:
             quiet = rate
     click.echo(f"loss per chunk of 20 batches, {' vs '.join(name for name, _ in precisions)}:")
@@ -358,7 +398,7 @@ def main(
         click.echo(f"  batches {k * chunk:4d}-{(k + 1) * chunk - 1:4d}: {cells}")
     if contention:
         with competitors(contention, competitor_nice, own_session):
-            shared, _ = batched(data, order, None, chunk)
+            shared, _ = batched(data, order, None, chunk, device)
         click.echo(
             f"(b) beside {describe_competitors(contention, competitor_nice, own_session)}: "
             f"{shared:,.0f} tok/s = {shared / quiet:.2f}x quiet (b)"

@@ -71,16 +71,37 @@ def native_bf16(extensions: list[str], environ: Mapping[str, str] = os.environ) 
     return not capped and ("AVX-512 BF16" in extensions or "AMX" in extensions)
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n x n matmul in ``dtype`` over ``repeats`` timed runs."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Best FLOP/s of an n x n x n matmul in ``dtype`` on ``device`` over ``repeats`` timed
+    runs (on CUDA each waits for the GPU to finish)."""
+    a, b = (torch.randn(n, n).to(device=device, dtype=dtype) for _ in range(2))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     a @ b
+    sync()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
+
+
+def cuda_peaks() -> dict[str, float | None]:
+    """The GPU's measured fp32 and bf16 matmul peaks (8192^3; fp32 without TF32, as
+    torch multiplies by default), after printing its name."""
+    props = torch.cuda.get_device_properties(0)
+    peaks: dict[str, float | None] = {
+        name: matmul_peak(dtype, 8192, device="cuda")
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    }
+    print(
+        f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, {torch.cuda.device_count()} "
+        f"device(s); CUDA {torch.version.cuda}; matmul peak (8192^3): fp32 "
+        f"{peaks['fp32'] / 1e12:,.1f} TFLOP/s, bf16 {peaks['bf16'] / 1e12:,.1f} TFLOP/s",
+        flush=True,
+    )
+    return peaks
 
 
 def describe_machine(threads: int | None = None) -> tuple[list[str], dict[str, float | None]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,3 +67,35 @@ def test_the_param_defaults_to_off_and_params_yaml_says_so():
     assert TrainParams().deterministic is False
     assert TrainParams(deterministic=True).deterministic is True
     assert load_params(ROOT / "params.yaml", sections=["train"]).train.deterministic is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_deterministic_training_on_cuda_repeats_to_the_same_weights(restored):
+    from nmt.config.model import RNNParams
+    from nmt.models import build_model
+    from nmt.training.batching import make_batches, tokenize_pairs
+    from nmt.training.loop import train_epoch
+    from nmt.training.optim import build_optimizer
+    from nmt.vocab import SPECIALS, WordTokenizer
+
+    device = resolve_device("cuda", deterministic=True)
+    digits = WordTokenizer([*SPECIALS, *"0123456789"])
+    rng = np.random.default_rng(0)
+    src = [" ".join(rng.choice(list("0123456789"), rng.integers(2, 12))) for _ in range(256)]
+    pairs = tokenize_pairs(src, [" ".join(reversed(s.split())) for s in src], digits, digits)
+    batches = make_batches(pairs.src_lengths, pairs.tgt_lengths, batch_size=32, seed=0)
+    params = TrainParams(batch_size=32, batch_tokens=None, deterministic=True)
+
+    def weights() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        rnn = RNNParams(embedding_dim=32, hidden_dim=64, attention="bahdanau")
+        model = build_model(rnn, len(digits), len(digits)).to(device)
+        train_epoch(
+            model, pairs, batches, build_optimizer(model, params), step_scheduler=None,
+            params=params, ratio=1.0, device=device, dtype=torch.bfloat16,
+        )  # fmt: skip
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    first, second = weights(), weights()
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
