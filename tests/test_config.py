@@ -1,3 +1,4 @@
+import string
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -53,12 +54,55 @@ def test_shipped_params_validate():
         ({"evaluate": {"length_penalty": float("inf")}}, "evaluate.length_penalty", "finite"),
         ({"prepare": {"filters": {"max_length_ratio": float("inf")}}}, "max_length_ratio", "fin"),
         ({"extra": 1}, "extra", "unknown key"),
+        (
+            {"prepare": {"normalize": {"ascii_fold": "yes"}}},
+            "prepare.normalize.ascii_fold",
+            "marks",
+        ),
+        (
+            {"prepare": {"normalize": {"letters_only": 1}}},
+            "prepare.normalize.letters_only",
+            "ascii",
+        ),
+        (
+            {"prepare": {"normalize": {"non_letters": "delete"}}},
+            "prepare.normalize.non_letters",
+            "needs letters_only",
+        ),
+        ({"prepare": {"normalize": {"digits": "drop"}}}, "prepare.normalize.digits", "'strip'"),
+        (
+            {"prepare": {"normalize_corpora": {"europarl": {"lowercas": True}}}},
+            "prepare.normalize_corpora.europarl.lowercas",
+            "unknown key",
+        ),
+        ({"prepare": {"head": {"tatoeba": 0}}}, "prepare.head", "tatoeba: must be at least 1"),
+        ({"prepare": {"split": {"kind": "all"}}}, "prepare.split.kind", "'hash' or 'train'"),
+        ({"prepare": {"split": {"valid": 0}}}, "prepare.split.valid", "greater than 0"),
+        ({"prepare": {"drop_duplicates": "maybe"}}, "prepare.drop_duplicates", "boolean"),
     ],
 )
 def test_bad_params_name_the_key(bad, key, says):
     with pytest.raises(ParamsError) as err:
         parse_params(bad, "params.yaml")
     assert f"{key}:" in str(err.value) and says in str(err.value)
+
+
+def test_prepare_options_default_to_the_plain_behaviour():
+    prepare = parse_params({}).prepare
+    n = prepare.normalize
+    assert (n.ascii_fold, n.letters_only, n.non_letters) == (False, False, "space")
+    assert n.digits == "keep"
+    assert (n.replace, n.alpha_tokens_only, n.collapse_whitespace) == ({}, False, True)
+    assert (prepare.split.kind, prepare.drop_duplicates) == ("hash", True)
+    assert (prepare.head, prepare.normalize_corpora) == ({}, {})
+    # held-out fractions of 0 are fine where the split takes none
+    assert parse_params({"prepare": {"split": {"kind": "train", "valid": 0, "test": 0}}})
+
+
+def test_ascii_punctuation_is_written_in_yaml_as_documented():
+    # the value README gives for string.punctuation, in single quotes
+    text = "punctuation_chars: '!\"#$%&''()*+,-./:;<=>?@[\\]^_`{|}~'\n"
+    assert yaml.safe_load(text)["punctuation_chars"] == string.punctuation
 
 
 def test_a_model_without_arch_is_recurrent_and_arch_picks_the_params_class():

@@ -115,3 +115,29 @@ def test_pair_filter_prefix_needs_an_english_side() -> None:
     with pytest.raises(ValueError, match="english_prefixes"):
         PairFilter(FilterParams(english_prefixes=["i am "]), english_side=None)
     assert PairFilter(FilterParams(), english_side=None)("a", "b") is None
+
+
+def test_english_prefix_is_taken_exactly_as_given() -> None:
+    # The tutorial's list has "he is" and "she s" without a trailing space: no space is
+    # implied, so they also keep "he isn t ..." and "she said ...", as str.startswith does.
+    prefixes = ("he is", "she s", "i am ")
+    assert english_prefix("he isn t here .", prefixes) is None
+    assert english_prefix("she said no .", prefixes) is None
+    assert english_prefix("i amuse myself .", prefixes) == "english_prefix"
+    assert english_prefix(" he is here .", prefixes) == "english_prefix"  # a leading space
+
+
+def test_token_count_is_split_on_a_space() -> None:
+    # < 10 tokens in the tutorial is max_tokens: 9, punctuation tokens counted; text whose
+    # spaces were left as made (collapse_whitespace: false) counts its empty tokens, as
+    # len(s.split(" ")) does
+    for text in ["i m cold .", "a  b", " a b ", "a"]:
+        assert count_tokens(text) == len(text.split(" "))
+    f = PairFilter(FilterParams(max_tokens=9), english_side="tgt")
+    assert f("un deux trois quatre cinq six sept huit .", "one two three four five six .") is None
+    assert f("un deux trois quatre cinq six sept huit neuf .", "one two .") == "too_long"
+
+
+def test_max_length_ratio_can_be_off() -> None:
+    assert PairFilter(FilterParams(max_length_ratio=None))("a", "a b c d e f g") is None
+    assert PairFilter(FilterParams())("a", "a b c d e f g") == "length_ratio"

@@ -295,3 +295,78 @@ def test_missing_corpus_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="fra-eng/fra.txt"):
         run(tmp_path, raw)
     assert not (tmp_path / "prepared").exists()
+
+
+def test_head_reads_only_the_first_lines(tmp_path: Path) -> None:
+    metrics = run(tmp_path, params=PrepareParams(head={"tatoeba": 3, "europarl": 100}))
+    tatoeba = metrics["corpora"]["tatoeba"]
+    # "Go.", "Hi.", "Hi." (a duplicate): head comes before filtering and deduplication
+    assert (tatoeba["read"], tatoeba["kept"], tatoeba["dropped_duplicate"]) == (3, 2, 1)
+    assert metrics["corpora"]["europarl"]["read"] == len(EUROPARL)
+
+
+def test_head_and_normalize_corpora_name_corpora_in_use(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path)
+    with pytest.raises(ValueError, match=r"prepare.head names \['tutorial'\]"):
+        run(tmp_path, raw, params=PrepareParams(head={"tutorial": 10}))
+    with pytest.raises(ValueError, match=r"normalize_corpora names \['europal'\]"):
+        run(tmp_path, raw, params=PrepareParams(normalize_corpora={"europal": NormalizeParams()}))
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_duplicates_can_be_kept(tmp_path: Path) -> None:
+    metrics = run(tmp_path, params=PrepareParams(drop_duplicates=False))
+    tatoeba, europarl = metrics["corpora"]["tatoeba"], metrics["corpora"]["europarl"]
+    assert tatoeba["dropped_duplicate"] == europarl["dropped_duplicate"] == 0
+    pairs = [
+        (r["src"], r["tgt"])
+        for s in ("train", "valid", "test")
+        for r in rows(tmp_path / "prepared", s)
+    ]
+    assert pairs.count(("Salut !", "Hi.")) == 3  # twice as read, once normalised
+    assert pairs.count(("Va !", "Go.")) == 2  # tatoeba and europarl
+
+
+def test_split_kind_train_judges_on_the_training_pairs(tmp_path: Path) -> None:
+    params = PrepareParams(split=SplitParams(kind="train", valid=0, test=0))
+    metrics = run(tmp_path, params=params)
+    out = tmp_path / "prepared"
+    train = rows(out, "train")
+    assert rows(out, "valid") == rows(out, "test") == train
+    assert metrics["split"] == {"kind": "train"}
+    sizes = metrics["splits"]
+    assert sizes["train"] == sizes["valid"] == sizes["test"] == len(train)
+    kept = sum(c["kept"] for c in metrics["corpora"].values())
+    # the external test set still purges train ("Merci beaucoup." is in newstest2014)
+    assert metrics["leaked"] == {"train": 1} and len(train) == kept - 1
+    assert "Merci beaucoup." not in {r["src"] for r in train}
+
+
+def test_a_corpus_normalised_on_its_own_first(tmp_path: Path) -> None:
+    own = NormalizeParams(nfkc=False, ascii_fold="drop", punctuation="strip")
+    params = PrepareParams(
+        normalize=NormalizeParams(lowercase=True), normalize_corpora={"europarl": own}
+    )
+    run(tmp_path, params=params)
+    by_corpus: dict[str, set[str]] = {}
+    for s in ("train", "valid", "test"):
+        for r in rows(tmp_path / "prepared", s):
+            by_corpus.setdefault(r["corpus"], set()).add(r["src"])
+    assert "je declare reprise la session" in by_corpus["europarl"]
+    assert "le parlement se leve" in by_corpus["europarl"]
+    assert "bom d'abord." in by_corpus["tatoeba"]  # only the shared steps
+
+
+def test_new_options_do_not_depend_on_workers(tmp_path: Path) -> None:
+    raw = make_raw(tmp_path, tatoeba=TATOEBA + [f"S {i}.\tP {i}." for i in range(200)])
+    params = PrepareParams(
+        normalize_corpora={"europarl": NormalizeParams(lowercase=True)},
+        head={"tatoeba": 150},
+        drop_duplicates=False,
+        split=SplitParams(kind="train"),
+    )
+    one = run(tmp_path, raw, out="one", params=params)
+    many = run(tmp_path, raw, out="many", params=params, workers=2, chunk_bytes=64)
+    assert one == many
+    for name in ("train", "valid", "test", "newstest2014"):
+        assert rows(tmp_path / "one", name) == rows(tmp_path / "many", name)

@@ -109,3 +109,15 @@ def test_processor_test_set_mode_drops_only_empty_and_scrubs_controls() -> None:
     assert res.codes.tolist() == [KEPT, KEPT, CODES["empty"], KEPT]
     assert res.src.to_pylist() == [long, "paris", "les pompiers qui"]
     assert res.ref.to_pylist() == ["word", "Paris", "x y"]
+
+
+def test_a_corpus_of_its_own_normalisation_runs_first() -> None:
+    own = {"europarl": NormalizeParams(nfkc=False, ascii_fold="drop", alpha_tokens_only=True)}
+    proc = ChunkProcessor(
+        NormalizeParams(lowercase=True), FilterParams(), seed=1, corpus_normalize=own
+    )
+    chunk = Chunk(b"Voil\xc3\xa0 3 \xc3\xa9t\xc3\xa9s\tHere are 3 summers\n")
+    res = proc(chunk, corpus="europarl")
+    assert (res.src.to_pylist(), res.tgt.to_pylist()) == (["voila etes"], ["here are summers"])
+    assert proc(chunk, corpus="tatoeba").src.to_pylist() == ["voilà 3 étés"]
+    assert proc(chunk, test_set=True, corpus="europarl").src.to_pylist() == ["voila etes"]

@@ -18,6 +18,7 @@ from nmt.data.readers import (
     corpus_paths,
     count_lines,
     decode_chunk,
+    head_chunks,
     sgml_chunks,
     tsv_chunks,
 )
@@ -181,3 +182,26 @@ def test_decoded_codes_are_uint8_per_line() -> None:
     d = decode_chunk(Chunk(b"a\tb\nbad\n"))
     assert d.codes.dtype == np.uint8
     assert d.codes.tolist() == [KEPT, CODES["bad_columns"]]
+
+
+@pytest.mark.parametrize("chunk_bytes", [16, 64, 1 << 20])
+def test_head_keeps_the_first_lines_raw_and_stops(tmp_path: Path, chunk_bytes: int) -> None:
+    lines = [f"en {i}\tfr {i}\n" for i in range(30)]
+    lines[3] = "no tab\n"  # a bad line is one of the first lines all the same
+    path = write(tmp_path / "a.tsv", "".join(lines).encode())
+    head = list(head_chunks(tsv_chunks(path, 0, 1, chunk_bytes), 10))
+    assert read_all(head) == read_all(list(tsv_chunks(path, 0, 1)))[:10]
+    assert read_all(head)[3] == "bad_columns"
+    assert read_all(list(head_chunks(tsv_chunks(path, 0, 1, chunk_bytes), 100))) == read_all(
+        list(tsv_chunks(path, 0, 1))
+    )
+
+
+def test_head_of_aligned_text_cuts_both_sides(tmp_path: Path) -> None:
+    src = write(tmp_path / "c.fr", "".join(f"fr {i}\n" for i in range(20)).encode())
+    tgt = write(tmp_path / "c.en", "".join(f"en {i}\n" for i in range(20)).encode())
+    head = read_all(list(head_chunks(aligned_chunks(src, tgt, chunk_bytes=12), 7)))
+    assert head == [(f"fr {i}", f"en {i}") for i in range(7)]
+    last = write(tmp_path / "d.fr", b"a\nb")  # no newline at the end
+    other = write(tmp_path / "d.en", b"A\nB")
+    assert read_all(list(head_chunks(aligned_chunks(last, other), 2))) == [("a", "A"), ("b", "B")]

@@ -121,3 +121,17 @@ def test_dvc_stage_matches_the_cli() -> None:
     assert {"stages/prepare.py", "src/nmt/data", "src/nmt/config", "data/raw"} <= set(stage["deps"])
     assert stage["outs"] == ["data/prepared"]
     assert stage["metrics"] == [{"metrics/data.json": {"cache": False}}]
+
+
+def test_stage_with_split_kind_train_says_so_in_the_metrics(project: Path) -> None:
+    write_params(project, split={"kind": "train"}, drop_duplicates=False, head={"tatoeba": 10})
+    result = invoke()
+    assert result.exit_code == 0, result.output
+    assert "tatoeba: read 10, kept 10" in result.output
+    metrics = json.loads((project / "metrics/data.json").read_text())
+    assert metrics["split"] == {"kind": "train"}
+    assert metrics["splits"]["train"] == metrics["splits"]["valid"] == metrics["splits"]["test"]
+    out = project / "data/prepared"
+    train = read_pairs(out / "train.parquet")
+    assert read_pairs(out / "valid.parquet").equals(train)
+    assert read_pairs(out / "test.parquet").equals(train)

@@ -67,15 +67,71 @@ class DownloadParams(StrictModel):
         return v
 
 
+AsciiFold = Literal["unidecode", "marks", "drop"]
+LettersOnly = Literal["unicode", "ascii"]
+
+
+def _one_of(value: object, allowed: tuple[object, ...]) -> object:
+    """Refuse anything but ``allowed`` with one message (a bool | Literal union would
+    report each arm of the union on its own line)."""
+    if isinstance(value, bool) or (isinstance(value, str) and value in allowed):
+        return value
+    raise ValueError("must be one of: " + ", ".join(str(a).lower() for a in allowed))
+
+
 class NormalizeParams(StrictModel):
-    """Text normalisation, applied to both sides before filtering and training."""
+    """Text normalisation, applied to both sides before filtering and training.
+
+    The steps run in this order: NFKC, lower-casing, ASCII folding, ``replace``,
+    ``punctuation: split | split_before``, ``letters_only``, ``digits``, ``punctuation:
+    strip``, ``alpha_tokens_only``, ``collapse_whitespace`` (see :mod:`nmt.data.normalize`).
+    """
 
     nfkc: bool = True
     lowercase: bool = False
-    ascii_fold: bool = False  # transliterate to ASCII (unidecode): é -> e, œ -> oe
-    punctuation: Literal["keep", "split", "strip"] = "keep"
+    # false | true (= unidecode: transliterate, é -> e, œ -> oe) | marks (NFD, then drop
+    # the combining marks: é -> e, œ stays) | drop (NFD, then drop every non-ASCII
+    # character: é -> e, œ and € go).
+    ascii_fold: bool | AsciiFold = False
+    punctuation: Literal["keep", "split", "split_before", "strip"] = "keep"
     punctuation_chars: str = ".,!?;:"
-    letters_only: bool = False  # other symbols become spaces (the PyTorch tutorial's rule)
+    # false | true (= unicode: letters, digits and kept punctuation stay) | ascii (ASCII
+    # letters and kept punctuation stay); what does not stay becomes a space, or goes
+    # with non_letters: delete.
+    letters_only: bool | LettersOnly = False
+    non_letters: Literal["space", "delete"] = "space"
+    # Literal replacements, in order, after lower-casing (a replacement keeps its case),
+    # e.g. {",": " COMMA"}; the later steps see the replacement text.
+    replace: dict[str, str] = Field(default_factory=dict)
+    digits: Literal["keep", "strip"] = "keep"  # strip: delete the ASCII digits 0-9
+    alpha_tokens_only: bool = False  # drop whitespace tokens that are not str.isalpha()
+    # false: leave the spaces as the steps made them (no collapsing, no trimming), as
+    # code that splits on " " sees them; token filters then count the empty tokens too.
+    collapse_whitespace: bool = True
+
+    @field_validator("ascii_fold", mode="before")
+    @classmethod
+    def _fold(cls, v: object) -> object:
+        return _one_of(v, (False, True, "unidecode", "marks", "drop"))
+
+    @field_validator("letters_only", mode="before")
+    @classmethod
+    def _letters(cls, v: object) -> object:
+        return _one_of(v, (False, True, "unicode", "ascii"))
+
+    @field_validator("non_letters")
+    @classmethod
+    def _needs_letters_only(cls, v: str, info: ValidationInfo) -> str:
+        if v == "delete" and not info.data.get("letters_only", True):
+            raise ValueError("delete needs letters_only")
+        return v
+
+    @field_validator("replace")
+    @classmethod
+    def _replace(cls, v: dict[str, str]) -> dict[str, str]:
+        if "" in v:
+            raise ValueError("a replaced string must not be empty")
+        return v
 
 
 class FilterParams(StrictModel):
@@ -83,7 +139,7 @@ class FilterParams(StrictModel):
 
     min_tokens: int = Field(1, ge=1)
     max_tokens: int = Field(50, ge=1)
-    max_length_ratio: float = Field(3.0, ge=1.0)
+    max_length_ratio: float | None = Field(3.0, ge=1.0)  # null: no ratio filter
     drop_identical: bool = True
     english_prefixes: list[str] = Field(default_factory=list)  # empty: no prefix filter
 
@@ -95,20 +151,42 @@ class FilterParams(StrictModel):
 
 
 class SplitParams(StrictModel):
-    """Held-out fractions, assigned by a hash of the normalised source sentence."""
+    """How kept pairs are divided into train, valid and test.
 
-    valid: float = Field(0.02, gt=0, lt=0.5)
-    test: float = Field(0.02, gt=0, lt=0.5)
+    ``kind: hash``: held-out fractions ``valid`` and ``test`` (each above 0), assigned by
+    a hash of the normalised source sentence. ``kind: train``: every pair trains, and
+    valid and test are the training pairs themselves (a toy task judged on what it
+    learnt); ``valid`` and ``test`` are then unused.
+    """
+
+    kind: Literal["hash", "train"] = "hash"
+    valid: float = Field(0.02, ge=0, lt=0.5)
+    test: float = Field(0.02, ge=0, lt=0.5)
+
+    @field_validator("valid", "test")
+    @classmethod
+    def _held_out(cls, v: float, info: ValidationInfo) -> float:
+        if v <= 0 and info.data.get("kind", "hash") == "hash":
+            raise ValueError("Input should be greater than 0 (with kind: hash)")
+        return v
 
 
 class PrepareParams(StrictModel):
+    """Params of the prepare stage. Corpus names in the mappings must be in data.corpora
+    (``normalize_corpora`` also takes data.test_sets); prepare checks that."""
+
     normalize: NormalizeParams = NormalizeParams()
+    # Per corpus: normalisation steps of its own, applied before the shared ``normalize``.
+    normalize_corpora: dict[str, NormalizeParams] = Field(default_factory=dict)
     filters: FilterParams = FilterParams()
     split: SplitParams = SplitParams()
+    # Keep only the first N lines of the named corpora, before anything else; absent: all.
+    head: dict[str, int] = Field(default_factory=dict)
     # Keep at most this many pairs (after filtering) of the named corpora; absent: all.
     max_pairs: dict[str, int] = Field(default_factory=dict)
+    drop_duplicates: bool = True  # false: a pair that repeats is kept each time
 
-    @field_validator("max_pairs")
+    @field_validator("head", "max_pairs")
     @classmethod
     def _positive(cls, v: dict[str, int]) -> dict[str, int]:
         for name, n in v.items():

@@ -114,6 +114,19 @@ _ENTRIES: tuple[Corpus, ...] = (
         terms="MIT, with nmt",
     ),
     Corpus(
+        name="antonyms6",
+        # The six pairs of a seq2seq write-up's toy task, exactly as it lists them
+        # (including "man" -> "women"), for a faithful reproduction of it.
+        langs=frozenset({"en", "en-x-antonym"}),
+        url="package:resources/antonyms6.tsv",
+        format="tsv",
+        role="train",
+        members={"en": "antonyms6.tsv", "en-x-antonym": "antonyms6.tsv"},
+        columns=("en", "en-x-antonym"),
+        credit="nmt (six antonym pairs as listed in a public seq2seq tutorial)",
+        terms="MIT, with nmt",
+    ),
+    Corpus(
         name="newstest2014",
         langs=frozenset({"en", "fr"}),
         url="https://www.statmt.org/wmt14/test-full.tgz",

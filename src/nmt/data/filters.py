@@ -93,8 +93,10 @@ def identical(src: str, tgt: str) -> str | None:
 def english_prefix(english: str, prefixes: tuple[str, ...]) -> str | None:
     """The PyTorch tutorial's filter: keep only English sentences starting with a prefix.
 
-    ``english`` is the normalised English side, compared as is (so with ``lowercase``
-    off, ``"i am "`` does not match ``"I am ..."``). No prefixes: nothing is dropped.
+    ``english`` is the normalised English side, compared as is, as ``str.startswith``
+    does: a prefix is taken exactly as given, with no space implied after it (``"he is"``
+    also keeps ``"he isn t ..."``), and with ``lowercase`` off ``"i am "`` does not match
+    ``"I am ..."``. No prefixes: nothing is dropped.
     """
     if not prefixes or english.startswith(prefixes):
         return None
@@ -125,11 +127,11 @@ class PairFilter:
         if reason:
             return reason
         n_src, n_tgt = count_tokens(src), count_tokens(tgt)
-        reason = token_count(n_src, n_tgt, p.min_tokens, p.max_tokens) or length_ratio(
-            n_src, n_tgt, p.max_length_ratio
-        )
+        reason = token_count(n_src, n_tgt, p.min_tokens, p.max_tokens)
         if reason:
             return reason
+        if p.max_length_ratio is not None and length_ratio(n_src, n_tgt, p.max_length_ratio):
+            return "length_ratio"
         if p.drop_identical and identical(src, tgt):
             return "identical"
         if self._prefixes:

@@ -1,19 +1,21 @@
 """Combine corpora into train/valid/test tables and keep the test sets clean.
 
-:func:`prepare` streams every corpus chunk by chunk through a
-:class:`~nmt.data.process.ChunkPool` (decode, normalise, filter), then in this process:
-drops exact duplicate pairs, caps a corpus at ``max_pairs``, and assigns each pair to a
-split by a hash of its normalised source. Kept pairs wait in an on-disk spool (Arrow
-IPC) until every test sentence is known; a second pass then removes from train and
-valid each pair whose source or target occurs in a test set, and writes Parquet files
-with :data:`~nmt.data.schema.PAIR_SCHEMA`. Memory stays bounded by a few chunks plus
-one 64-bit hash per kept pair.
+:func:`prepare` streams every corpus chunk by chunk (its first ``head`` lines, if set)
+through a :class:`~nmt.data.process.ChunkPool` (decode, normalise, filter), then in this
+process: drops exact duplicate pairs (unless ``drop_duplicates`` is off), caps a corpus
+at ``max_pairs``, and assigns each pair to a split by a hash of its normalised source
+(or, with ``split.kind: train``, every pair to train, valid and test alike). Kept pairs
+wait in an on-disk spool (Arrow IPC) until every test sentence is known; a second pass
+then removes from train and valid each pair whose source or target occurs in a test
+set, and writes Parquet files with :data:`~nmt.data.schema.PAIR_SCHEMA`. Memory stays
+bounded by a few chunks plus one 64-bit hash per kept pair.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,11 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nmt.config.data import DataParams, PrepareParams
+from nmt.config.data import DataParams, PrepareParams, SplitParams
 from nmt.data.corpora import get_corpus
 from nmt.data.filters import CODES, KEPT, REASONS, TEST_SET_REASONS
 from nmt.data.process import SPLITS, ChunkPool, ChunkResult, assign_splits, pair_hash
-from nmt.data.readers import CHUNK_BYTES, Chunk, corpus_chunks
+from nmt.data.readers import CHUNK_BYTES, Chunk, corpus_chunks, head_chunks
 from nmt.data.schema import PAIR_SCHEMA
 from nmt.utils import atomic_path
 
@@ -104,10 +106,14 @@ def _pairs(src: pa.Array, tgt: pa.Array, ref: pa.Array, ids: Any, names: pa.Arra
 
 
 class _Combiner:
-    """Deduplicate, cap and split the training corpora into a spool, one file per split."""
+    """Deduplicate, cap and split the training corpora into a spool, one file per split.
 
-    def __init__(self, spool_dir: Path, valid: float, test: float) -> None:
-        self.valid, self.test = valid, test
+    ``dedup`` off keeps every pair, repeats included. ``split.kind: train`` routes every
+    pair to train (valid and test are copies of it, made when the spool is written out).
+    """
+
+    def __init__(self, spool_dir: Path, split: SplitParams, dedup: bool = True) -> None:
+        self.split, self.dedup = split, dedup
         self.paths = {s: spool_dir / f"{s}.arrow" for s in SPLITS}
         self._writers = {s: pa.ipc.new_file(p, _SPOOL_SCHEMA) for s, p in self.paths.items()}
         self._seen: set[int] = set()  # pair hashes kept so far, across corpora
@@ -125,7 +131,8 @@ class _Combiner:
                 keep = keep[:left]
                 codes = codes[: int(np.flatnonzero(codes == KEPT)[left - 1]) + 1]
             counts.add(codes)
-            self._seen.update(pairs[keep].tolist())
+            if self.dedup:
+                self._seen.update(pairs[keep].tolist())
             self._route(res, keep, corpus_id)
             if full:
                 break
@@ -135,6 +142,8 @@ class _Combiner:
         """Mark repeats (in this chunk or kept earlier) as duplicates. Returns the codes,
         the indices of the result rows left and the pair hash of every result row."""
         pairs = pair_hash(res.src_hash, res.tgt_hash)
+        if not self.dedup:
+            return res.codes, np.arange(len(pairs)), pairs
         fresh = np.zeros(len(pairs), dtype=bool)
         fresh[np.unique(pairs, return_index=True)[1]] = True  # first in this chunk
         new = set(pairs.tolist()) - self._seen  # C-speed set work, no Python loop
@@ -144,7 +153,10 @@ class _Combiner:
         return codes, np.flatnonzero(fresh), pairs
 
     def _route(self, res: ChunkResult, keep: np.ndarray, corpus_id: int) -> None:
-        splits = assign_splits(res.src_hash[keep], self.valid, self.test)
+        if self.split.kind == "train":
+            splits = np.zeros(len(keep), np.uint8)  # SPLITS[0]: train
+        else:
+            splits = assign_splits(res.src_hash[keep], self.split.valid, self.split.test)
         for code, name in enumerate(SPLITS):
             rows = keep[splits == code]
             if not len(rows):
@@ -221,6 +233,17 @@ def _write_splits(
     return sizes, leaked
 
 
+def _check_names(params: PrepareParams, data: DataParams) -> None:
+    """Every corpus a prepare mapping names must be one the run reads."""
+    known = {"head": data.corpora, "max_pairs": data.corpora}
+    known["normalize_corpora"] = [*data.corpora, *data.test_sets]
+    for key, names in known.items():
+        unknown = sorted(set(getattr(params, key)) - set(names))
+        if unknown:
+            where = "data.corpora" if key != "normalize_corpora" else "data.corpora or test_sets"
+            raise ValueError(f"prepare.{key} names {unknown}, which {where} does not list")
+
+
 def _english_side(src_lang: str, tgt_lang: str) -> Literal["src", "tgt"] | None:
     return "src" if src_lang == "en" else "tgt" if tgt_lang == "en" else None
 
@@ -240,22 +263,28 @@ def prepare(
 
     Returns the metrics: per corpus and test set ``read``, ``kept`` and
     ``dropped_<reason>``; rows per output file (``splits``); pairs removed from train and
-    valid because a test set holds their source or target (``leaked``). The result does
-    not depend on ``workers`` or ``chunk_bytes``.
+    valid because a test set holds their source or target (``leaked``); with
+    ``split.kind: train``, also ``split: {kind: train}`` (valid and test are copies of
+    train). The result does not depend on ``workers`` or ``chunk_bytes``.
     """
     src, tgt = data.src_lang, data.tgt_lang
     names = [*data.corpora, *data.test_sets]
-    unknown = sorted(set(params.max_pairs) - set(data.corpora))
-    if unknown:
-        raise ValueError(f"prepare.max_pairs names {unknown}, which data.corpora does not list")
+    _check_names(params, data)
     # Open every source first: a missing file or misaligned pair fails before any work.
     chunks: dict[str, Iterator[Chunk]] = {
         name: corpus_chunks(get_corpus(name, src, tgt), raw_dir, src, tgt, chunk_bytes)
         for name in names
     }
+    for name, lines in params.head.items():
+        chunks[name] = head_chunks(chunks[name], lines)
     dictionary = pa.array(names, pa.string())
     pool = ChunkPool(
-        params.normalize, params.filters, seed, _english_side(src, tgt), workers=workers
+        params.normalize,
+        params.filters,
+        seed,
+        _english_side(src, tgt),
+        workers=workers,
+        corpus_normalize=params.normalize_corpora,
     )
     metrics: dict[str, Any] = {"corpora": {}, "test_sets": {}, "splits": {}, "leaked": {}}
     with pool, atomic_path(out_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as sp:
@@ -263,16 +292,16 @@ def prepare(
         test_src, test_tgt = [], []
         for name in data.test_sets:
             path = tmp / f"{name}.parquet"
-            results = pool.map(chunks[name], test_set=True)
+            results = pool.map(chunks[name], test_set=True, corpus=name)
             counts, s_hash, t_hash = _write_test_set(results, path, names.index(name), dictionary)
             metrics["test_sets"][name] = counts.as_dict()
             metrics["splits"][name] = counts.kept
             test_src.append(s_hash)
             test_tgt.append(t_hash)
-        combiner = _Combiner(Path(sp), params.split.valid, params.split.test)
+        combiner = _Combiner(Path(sp), params.split, params.drop_duplicates)
         try:
             for i, name in enumerate(data.corpora):
-                with contextlib.closing(pool.map(chunks[name])) as results:
+                with contextlib.closing(pool.map(chunks[name], corpus=name)) as results:
                     counts = combiner.add(results, i, params.max_pairs.get(name))
                 metrics["corpora"][name] = counts.as_dict()
         finally:
@@ -284,6 +313,12 @@ def prepare(
             np.concatenate([*test_tgt, *combiner.test_tgt, np.zeros(0, np.uint64)]),
             dictionary,
         )
+        if params.split.kind == "train":  # judged on the training pairs themselves
+            for split in ("valid", "test"):
+                shutil.copyfile(tmp / "train.parquet", tmp / f"{split}.parquet")
+                sizes[split] = sizes["train"]
+            leaked = {"train": leaked["train"]}
+            metrics["split"] = {"kind": "train"}
         metrics["splits"].update(sizes)
         metrics["leaked"] = leaked
     return metrics

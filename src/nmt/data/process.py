@@ -13,7 +13,7 @@ import hashlib
 import multiprocessing
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import compress
@@ -116,13 +116,19 @@ class ChunkProcessor:
         filters: FilterParams,
         seed: int,
         english_side: Literal["src", "tgt"] | None = None,
+        corpus_normalize: Mapping[str, NormalizeParams] | None = None,
     ) -> None:
         self.normalizer = Normalizer(normalize)
+        # Steps of a corpus's own, before the shared ones: {corpus name: Normalizer}.
+        self.corpus_normalizers = {
+            name: Normalizer(params) for name, params in (corpus_normalize or {}).items()
+        }
         self.filter = PairFilter(filters, english_side)
         self.salt = seed_salt(seed)
 
-    def __call__(self, chunk: Chunk, test_set: bool = False) -> ChunkResult:
-        """``test_set``: keep every readable, non-empty pair (no length/prefix filters)."""
+    def __call__(self, chunk: Chunk, test_set: bool = False, corpus: str = "") -> ChunkResult:
+        """``test_set``: keep every readable, non-empty pair (no length/prefix filters).
+        ``corpus``: the chunk's corpus, whose own normalisation (if any) runs first."""
         dec = decode_chunk(chunk)
         codes = dec.codes
         rows = np.flatnonzero(codes == KEPT)  # the line of each pair in dec.src/dec.tgt
@@ -137,6 +143,9 @@ class ChunkProcessor:
             bad = [bool(invalid_chars(s) or invalid_chars(t)) for s, t in pairs]
             rows, (src, tgt) = _drop(codes, rows, bad, [_INVALID_CHARS] * sum(bad), src, tgt)
         ref = [t.strip() for t in tgt]
+        own = self.corpus_normalizers.get(corpus)
+        if own is not None:
+            src, tgt = list(map(own, src)), list(map(own, tgt))
         src = list(map(self.normalizer, src))
         tgt = list(map(self.normalizer, tgt))
         reasons = list(map(empty_side if test_set else self.filter, src, tgt))
@@ -173,9 +182,9 @@ def _init_worker(*args: object) -> None:
     _WORKER = ChunkProcessor(*args)  # type: ignore[arg-type]
 
 
-def _run(chunk: Chunk, test_set: bool) -> ChunkResult:
+def _run(chunk: Chunk, test_set: bool, corpus: str) -> ChunkResult:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER(chunk, test_set)
+    return _WORKER(chunk, test_set, corpus)
 
 
 class ChunkPool:
@@ -191,8 +200,9 @@ class ChunkPool:
         seed: int,
         english_side: Literal["src", "tgt"] | None = None,
         workers: int = 1,
+        corpus_normalize: Mapping[str, NormalizeParams] | None = None,
     ) -> None:
-        self._args = (normalize, filters, seed, english_side)
+        self._args = (normalize, filters, seed, english_side, dict(corpus_normalize or {}))
         self.workers = workers
         # Built here even when workers do the work: bad settings fail before any process.
         self._local = ChunkProcessor(*self._args)
@@ -214,17 +224,20 @@ class ChunkPool:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def map(self, chunks: Iterable[Chunk], test_set: bool = False) -> Iterator[ChunkResult]:
-        """Results in chunk order; at most ``2 * workers`` chunks are in flight."""
+    def map(
+        self, chunks: Iterable[Chunk], test_set: bool = False, corpus: str = ""
+    ) -> Iterator[ChunkResult]:
+        """Results in chunk order; at most ``2 * workers`` chunks are in flight.
+        ``corpus`` names the corpus the chunks come from (see :class:`ChunkProcessor`)."""
         if self.workers <= 1:
             for chunk in chunks:
-                yield self._local(chunk, test_set)
+                yield self._local(chunk, test_set, corpus)
             return
         assert self._pool is not None, "use ChunkPool as a context manager"
         pending: deque[Future[ChunkResult]] = deque()
         try:
             for chunk in chunks:
-                pending.append(self._pool.submit(_run, chunk, test_set))
+                pending.append(self._pool.submit(_run, chunk, test_set, corpus))
                 if len(pending) >= 2 * self.workers:
                     yield pending.popleft().result()
             while pending:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import compress, islice, repeat
 from pathlib import Path
@@ -33,6 +33,7 @@ __all__ = [
     "corpus_paths",
     "count_lines",
     "decode_chunk",
+    "head_chunks",
     "sgml_chunks",
     "tsv_chunks",
 ]
@@ -251,6 +252,35 @@ def _sgml(
             src, tgt, size = [], [], 0
     if src:
         yield Chunk(b"".join(src), b"".join(tgt), html=True)
+
+
+def _first_lines(block: bytes, n: int) -> bytes:
+    """The first ``n`` lines of ``block`` (all of it when it has no more)."""
+    end = -1
+    for _ in range(n):
+        end = block.find(b"\n", end + 1)
+        if end == -1:
+            return block
+    return block[: end + 1]
+
+
+def head_chunks(chunks: Iterable[Chunk], lines: int) -> Iterator[Chunk]:
+    """The chunks of the first ``lines`` raw lines (pairs, for aligned and SGML chunks);
+    reading stops there."""
+    left = lines
+    for chunk in chunks:
+        n = chunk.src.count(b"\n") + (not chunk.src.endswith(b"\n"))
+        if n < left:
+            left -= n
+            yield chunk
+            continue
+        src = _first_lines(chunk.src, left)
+        tgt = None if chunk.tgt is None else _first_lines(chunk.tgt, left)
+        yield Chunk(src, tgt, chunk.columns, chunk.html)
+        break
+    close = getattr(chunks, "close", None)
+    if close is not None:  # a reader's generator: close its files now, not at collection
+        close()
 
 
 def corpus_paths(
