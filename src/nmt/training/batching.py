@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -241,6 +242,74 @@ def collate(pairs: TokenizedPairs, indices: np.ndarray) -> Batch:
     )
 
 
+class Texts(Sequence[str]):
+    """Strings kept in an Arrow array (one buffer, no Python object per string); indexing
+    makes the Python string of the element asked for, iteration a chunk at a time."""
+
+    def __init__(self, array: Any) -> None:
+        self._array = array  # pyarrow Array or ChunkedArray of strings
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._array[i % len(self)].as_py()
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self), ENCODE_CHUNK):
+            yield from self._array.slice(start, ENCODE_CHUNK).to_pylist()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def take(self, indices: np.ndarray) -> Texts:
+        return Texts(self._array.take(indices))
+
+
+class _Flat:
+    """Token ids appended a chunk of sentences at a time: flat int32 arrays and offsets."""
+
+    def __init__(self) -> None:
+        self.flats: list[np.ndarray] = []
+        self.offsets: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        self.base = 0
+
+    def add(self, ids: list[list[int]]) -> None:
+        flat, off = _flatten(ids)
+        self.flats.append(flat)
+        self.offsets.append(off[1:] + self.base)
+        self.base += int(off[-1])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        flat = np.concatenate(self.flats) if self.flats else np.zeros(0, dtype=np.int32)
+        self.flats = []
+        return flat, np.concatenate(self.offsets)
+
+
+def _pair_chunks(file: Any, keep: np.ndarray, rows: int) -> Iterable[tuple[list[str], list[str]]]:
+    """(sources, targets) of the rows ``keep`` (increasing) among the first ``rows``, read
+    a batch of about :data:`ENCODE_CHUNK` rows at a time."""
+    start = 0
+    for batch in file.iter_batches(batch_size=ENCODE_CHUNK, columns=["src", "tgt"]):
+        if start >= rows:
+            break
+        lo, hi = np.searchsorted(keep, [start, min(start + batch.num_rows, rows)])
+        if hi > lo:
+            picked = batch.take(keep[lo:hi] - start)
+            yield picked.column("src").to_pylist(), picked.column("tgt").to_pylist()
+        start += batch.num_rows
+
+
 def read_split(
     path: str | os.PathLike[str],
     src_tokenizer: Tokenizer,
@@ -249,32 +318,32 @@ def read_split(
     head: int | None = None,
     sample: int | None = None,
     seed: int = 0,
-) -> tuple[TokenizedPairs, list[str]]:
+) -> tuple[TokenizedPairs, Texts]:
     """Tokenise a prepared parquet split (``src``, ``tgt``, ``ref`` columns).
 
     ``head`` keeps the first rows, ``sample`` a seeded sample (both None: every row).
     Pairs with an empty side after tokenisation are dropped. Returns the pairs and the
-    matching ``ref`` strings (the BLEU references).
+    matching ``ref`` strings (the BLEU references, kept in Arrow). The texts are read and
+    tokenised a chunk at a time, so the whole corpus is never held as Python strings.
     """
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=["src", "tgt", "ref"])
+        file = pq.ParquetFile(path)
+        missing = {"src", "tgt", "ref"} - set(file.schema_arrow.names)
+        if missing:
+            raise KeyError(f"no column {', '.join(sorted(missing))}")
+        rows = file.metadata.num_rows if head is None else min(head, file.metadata.num_rows)
+        keep = sample_indices(rows, sample, seed)
+        refs = Texts(file.read(columns=["ref"]).column("ref").slice(0, rows)).take(keep)
     except (OSError, KeyError, ValueError) as err:
         raise ValueError(f"{path}: cannot read src/tgt/ref columns: {err}") from None
-    if head is not None:
-        table = table.slice(0, head)
-    keep = sample_indices(table.num_rows, sample, seed)
-    if len(keep) < table.num_rows:
-        table = table.take(keep)
-    pairs = tokenize_pairs(
-        table.column("src").to_pylist(),
-        table.column("tgt").to_pylist(),
-        src_tokenizer,
-        tgt_tokenizer,
-    )
-    refs = table.column("ref").to_pylist()
+    src, tgt = _Flat(), _Flat()
+    for sources, targets in _pair_chunks(file, keep, rows):
+        src.add(src_tokenizer.encode_batch(sources))
+        tgt.add(tgt_tokenizer.encode_batch(targets))
+    pairs = TokenizedPairs(*src.arrays(), *tgt.arrays())
     ok = nonempty(pairs)
     if len(ok) < len(pairs):
-        pairs, refs = pairs.select(ok), [refs[i] for i in ok.tolist()]
+        pairs, refs = pairs.select(ok), refs.take(ok)
     return pairs, refs
