@@ -13,7 +13,11 @@ timings: the same params and data give byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 from typing import get_args
@@ -29,7 +33,15 @@ from nmt.progress import ProgressMode
 from nmt.threads import use_threads
 from nmt.training.batching import read_split
 from nmt.training.checkpoint import CheckpointError, model_payload
-from nmt.training.loop import ValidSet, fit, resume_fingerprint
+from nmt.training.distributed import (
+    check_world,
+    join,
+    launched_world,
+    leave,
+    process_threads,
+    torchrun_command,
+)
+from nmt.training.loop import SINGLE, ValidSet, fit, resume_fingerprint
 from nmt.utils import set_seed, write_json
 from nmt.vocab import VocabError, load_tokenizers
 
@@ -68,14 +80,19 @@ def main(
 ) -> None:  # fmt: skip
     """Train one model of params.yaml's `models` section."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    world = SINGLE
     try:
         params = load_params("params.yaml", sections=["seed", "data", "prepare", "models", "train"])
         if name not in params.models:
             raise ParamsError(f"params.yaml: models.{name} is not defined")
         mp, tp = params.models[name], params.train
+        world = launched_world()
+        if world.size == 1 and tp.processes > 1:  # torchrun starts this stage N times
+            os.execv(sys.executable, torchrun_command(tp.processes, sys.argv))
+        check_world(world, tp.processes)
         seed = set_seed(params.seed)
-        device = resolve_device(tp.device, deterministic=tp.deterministic)
-        threads = use_threads(tp.threads, "train.threads")
+        device = join(world, resolve_device(tp.device, deterministic=tp.deterministic))
+        threads = use_threads(process_threads(tp.threads), "train.threads")
         dtype = resolve_precision(tp.precision, device)
         src_tok, tgt_tok = load_tokenizers(vocab)
         train, _ = read_split(
@@ -103,18 +120,27 @@ def main(
             f"{name}: {count_parameters(model):,} parameters, {len(train):,} training pairs, "
             f"{len(refs)} validation pairs, {describe(device, dtype)}, "
             f"{threads['threads']} CPU threads ({threads['omp_wait']})"
+            + (f", process {world.rank + 1} of {world.size}" if world.size > 1 else "")
         )
         start = time.perf_counter()
-        with Live(dir=str(live), **LIVE) as epochs, Live(dir=str(live / "steps"), **LIVE) as steps:
+        with contextlib.ExitStack() as stack:
+            on_epoch = on_log = None
+            if world.main:  # rank 0 logs for all
+                epochs = stack.enter_context(Live(dir=str(live), **LIVE))
+                steps = stack.enter_context(Live(dir=str(live / "steps"), **LIVE))
+                on_epoch = functools.partial(log_record, epochs, x="epoch")
+                on_log = functools.partial(log_record, steps, x="step")
             result = fit(
                 model, train, valid, tgt_tok.decode, tp, seed=seed, device=device,
-                dtype=dtype, out_dir=out, payload=payload, run_id=run_id,
-                on_epoch=lambda record: log_record(epochs, record, "epoch"),
-                on_log=lambda record: log_record(steps, record, "step"),
-                resume=not fresh, progress=progress,
+                dtype=dtype, out_dir=out, payload=payload, run_id=run_id, on_epoch=on_epoch,
+                on_log=on_log, resume=not fresh, progress=progress, world=world,
             )  # fmt: skip
     except (ParamsError, VocabError, DeviceError, CheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    finally:
+        leave(world)
+    if not world.main:
+        return
     summary = {
         "model": name,
         "parameters": count_parameters(model),
@@ -122,6 +148,7 @@ def main(
         "valid_pairs": len(refs),
         "device": describe(device, dtype),
         "torch_threads": threads["threads"],
+        "processes": world.size,
         "omp_wait": threads["omp_wait"],
         **result.summary(),
     }

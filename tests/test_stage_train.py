@@ -128,6 +128,43 @@ def test_step_curves_beside_the_epoch_curves_in_dvc_plots(workdir):
     assert len(points("Training speed per step")) == len(loss) - 1
 
 
+def test_processes_start_torchrun_with_the_stage_s_own_command(workdir, monkeypatch):
+    edit_params(workdir, "train", processes=2)
+    calls = []
+
+    def execv(path, argv):
+        calls.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train_stage.os, "execv", execv)
+    monkeypatch.setattr(train_stage.sys, "argv", ["stages/train.py", *ARGS])
+    CliRunner().invoke(train_stage.main, ARGS)
+    (argv,) = calls
+    assert argv[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert argv[5:] == ["stages/train.py", *ARGS]
+    # under a torchrun of another size the stage refuses to start, naming the param
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    result = CliRunner().invoke(train_stage.main, ARGS)
+    assert result.exit_code == 1 and "train.processes is 2 but torchrun started 3" in result.output
+
+
+def test_two_processes_under_torchrun_write_what_one_does(workdir):
+    edit_params(workdir, "train", processes=2, threads=1, log_every=4)
+    stage = str(ROOT / "stages" / "train.py")
+    done = subprocess.run(
+        [sys.executable, stage, *ARGS, "--progress", "off"], cwd=workdir, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "process 2 of 2" in done.stdout + done.stderr
+    summary = json.loads((workdir / "metrics/train/attention.json").read_text())
+    assert summary["processes"] == 2 and summary["final_epoch"] == 2
+    steps = workdir / "metrics/train/attention/steps/plots/metrics/train_loss.tsv"
+    assert len(steps.read_text().splitlines()) > 3
+    kept = sorted(p.name for p in (workdir / "checkpoints/attention").iterdir())
+    assert kept == ["best.pt", "epoch-1.pt", "epoch-2.pt", "last.pt"]
+
+
 def test_unknown_model_is_a_clear_error(workdir):
     result = CliRunner().invoke(train_stage.main, [*ARGS[:1], "nope", *ARGS[2:]])
     assert result.exit_code != 0 and "models.nope" in result.output

@@ -108,6 +108,10 @@ class TrainParams(StrictModel):
     # many steps and at the end of each epoch (dvclive, beside the per-epoch logs); None:
     # per epoch only.
     log_every: int | None = Field(100, ge=1)
+    # Data-parallel training processes: 1, or N under torchrun (one per GPU on CUDA, gloo
+    # on CPU), which the train stage starts on one machine; the world size under a
+    # torchrun of your own (several machines).
+    processes: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _one_batching(self) -> TrainParams:

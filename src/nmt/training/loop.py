@@ -40,6 +40,7 @@ from nmt.training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from nmt.training.distributed import World
 from nmt.training.losses import masked_cross_entropy
 from nmt.training.optim import (
     Scheduler,
@@ -54,6 +55,7 @@ from nmt.utils import sweep_temporaries
 
 log = logging.getLogger(__name__)
 
+SINGLE = World()  # one process
 EpochRecord = dict[str, float]
 StepRecord = dict[str, float]  # every train.log_every steps: step, epoch, train_loss, ...
 MAX_LENGTH_EXTRA = 5  # greedy validation: max_len = ceil(ratio * src_len) + this
@@ -124,17 +126,21 @@ def train_epoch(
     progress_interval: float = 60.0,
     start: EpochPosition | None = None,
     on_step: Callable[[EpochPosition, StepStats], None] | None = None,
+    world: World = SINGLE,
 ) -> dict[str, float]:
     """One pass over ``batches`` (index arrays into ``pairs``), the 0-based ``epoch``.
 
     ``start``: where a resumed epoch stands (its first ``start.step`` batches are done);
-    ``on_step(position, stats)`` is called after each update. ``progress`` shows the steps, the
-    mean loss so far and the tokens per second (see :class:`~nmt.progress.Progress`; as
-    lines, one every ``progress_interval`` seconds). Returns the mean training loss per
+    ``on_step(position, stats)`` is called after each update. ``progress`` shows the steps,
+    the mean loss so far and the tokens per second (see :class:`~nmt.progress.Progress`;
+    as lines, one every ``progress_interval`` seconds). Returns the mean training loss per
     target token and the token count of the whole epoch, and the seconds and tokens of
-    the steps this call trained.
+    the steps this call trained. In a ``world`` of several processes each computes its
+    share of every batch and the gradients are summed (:mod:`nmt.training.distributed`);
+    losses and token counts are the whole batches'.
     """
     model.train()
+    tgt_lengths = pairs.tgt_lengths
     pos = EpochPosition() if start is None else EpochPosition(**asdict(start))
     first = pos.step
     new_tokens = 0
@@ -146,13 +152,22 @@ def train_epoch(
             shown.update(first)
         for step in range(first, len(batches)):
             step_began = time.perf_counter()
-            batch = collate(pairs, batches[step]).to(device)
+            # The whole batch's target tokens (<eos> included): what every share's loss is
+            # divided by, so that the summed gradients are those of the whole batch.
+            n_tokens = int(tgt_lengths[batches[step]].sum()) + len(batches[step])
+            mine = world.shard(batches[step])
+            # A process whose share is empty computes a sentence with no weight: its
+            # gradients must still take part in the sum.
+            batch = collate(pairs, mine if len(mine) else batches[step][:1]).to(device)
             with autocast(device, dtype):
                 logits, target = batch_logits(model, batch, ratio, mode)
             loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
+            if not len(mine):
+                loss_sum = loss_sum * 0.0
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_sum / batch.n_tokens
+            loss = loss_sum / n_tokens
             loss.backward()
+            loss_sum = world.reduce_gradients(model, loss_sum)  # one process: as it is
             norm = None
             if params.clip_grad_norm is not None:
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), params.clip_grad_norm)
@@ -160,21 +175,21 @@ def train_epoch(
             # host sync per step: nothing on a CPU, a short stall on a GPU). After it the
             # loss is computed, so reading it to the host waits for nothing.
             where = f"epoch {epoch + 1}, step {step + 1} of {len(batches)}"
-            check_finite(loss, norm, where=where, params=params)
+            check_finite(loss_sum / n_tokens, norm, where=where, params=params)
             step_loss = float(loss_sum.detach())
             pos.loss_sum += step_loss
             lr = current_lr(optimizer)
             optimizer.step()
             if step_scheduler is not None:
                 step_scheduler.step()
-            pos.tokens += batch.n_tokens
+            pos.tokens += n_tokens
             pos.step = step + 1
-            new_tokens += batch.n_tokens
+            new_tokens += n_tokens
             rate = new_tokens / max(time.perf_counter() - began, 1e-9)
             shown.update(loss=f"{pos.loss_sum / pos.tokens:.3f}", **{"tok/s": f"{rate:,.0f}"})
             if on_step is not None:
                 seconds = time.perf_counter() - step_began
-                on_step(pos, StepStats(step_loss, batch.n_tokens, lr, seconds))
+                on_step(pos, StepStats(step_loss, n_tokens, lr, seconds))
     return {
         "loss": pos.loss_sum / max(pos.tokens, 1),
         "tokens": pos.tokens,
@@ -433,6 +448,7 @@ def fit(
     on_log: Callable[[StepRecord], None] | None = None,
     resume: bool = True,
     progress: ProgressMode = "off",
+    world: World = SINGLE,
 ) -> FitResult:
     """Train ``model`` (already on ``device``) for up to ``params.epochs`` epochs.
 
@@ -451,20 +467,26 @@ def fit(
     records as in an uninterrupted run (less the timings of the epochs and steps before
     the interruption, which checkpoints do not keep).
     A non-finite loss or gradient raises :class:`TrainingDiverged` before any update.
+    In a ``world`` of several processes (every one calls ``fit``), each trains on its
+    share of every batch; rank 0 alone validates, calls ``on_epoch`` and ``on_log``,
+    shows progress and writes checkpoints, holding every process's RNG state.
     """
     out = Path(out_dir)
+    if not world.main:
+        on_epoch = on_log = None
+        progress = "off"
     optimizer = build_optimizer(model, params)
     scheduler = build_scheduler(optimizer, params.lr_schedule)
     state = FitState()
     # what atomic saves left: ".<name>.<random>" beside <name>
     epoch_names = {t.name[1:].split(".pt.", 1)[0] + ".pt" for t in out.glob(".epoch-*.pt.*")}
-    for name in ["best.pt", "last.pt", *sorted(epoch_names)]:
+    for name in ["best.pt", "last.pt", *sorted(epoch_names)] if world.main else []:
         for left in sweep_temporaries(out / name):
             log.info("removed %s, left by a process killed while saving", left)
     position: dict[str, Any] | None = None  # of the unfinished epoch last.pt stopped in
     if resume:
         state, position = _try_resume(
-            out / "last.pt", run_id, params.epochs, model, optimizer, scheduler
+            out / "last.pt", run_id, params.epochs, model, optimizer, scheduler, world
         )
         for record in state.history:
             if on_epoch is not None:
@@ -472,14 +494,20 @@ def fit(
         for record in state.step_history:
             if on_log is not None:
                 on_log(record)
+    if world.rank and not state.steps:
+        # Another stream of dropout and sampling draws than rank 0's, from the same seed.
+        torch.manual_seed(seed + 7919 * world.rank)
     # Epochs of another run, or of this one past where it resumes, are not this run's.
-    for epoch, path in epoch_checkpoints(out).items():
+    for epoch, path in epoch_checkpoints(out).items() if world.main else []:
         if epoch > state.epoch:
             path.unlink()
     step_scheduler = scheduler if isinstance(scheduler, LambdaLR) else None
     stop = params.early_stopping
 
     def save_last(record: EpochRecord, at: dict[str, Any] | None) -> None:
+        rngs = world.gather(rng_state())  # every process's, for each to resume its own
+        if not world.main:
+            return
         # Through JSON: the records then pickle alike whether this process made them or
         # read them from a checkpoint, and a resumed run writes the same bytes.
         plain = json.loads(
@@ -491,7 +519,8 @@ def fit(
             "position": plain["at"],
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler_state(scheduler),
-            "rng": rng_state(),
+            "rng": rngs[0],
+            **({"rng_ranks": rngs} if world.size > 1 else {}),
         }
         metrics = plain["metrics"]
         save_checkpoint(out / "last.pt", {**payload(), "metrics": metrics, "training": training})
@@ -529,12 +558,15 @@ def fit(
         stats = train_epoch(
             model, train, batches, optimizer, step_scheduler=step_scheduler, params=params,
             ratio=ratio, device=device, dtype=dtype, progress=progress, epoch=epoch,
-            start=start, on_step=after_step,
+            start=start, on_step=after_step, world=world,
         )  # fmt: skip
-        scores = validate(
-            model, valid, tgt_decode, device=device, dtype=dtype,
-            batch_size=params.valid_batch_size, max_length_ratio=params.max_length_ratio,
-        )  # fmt: skip
+        scores = None
+        if world.main:  # the others wait for its scores, which every process acts on
+            scores = validate(
+                model, valid, tgt_decode, device=device, dtype=dtype,
+                batch_size=params.valid_batch_size, max_length_ratio=params.max_length_ratio,
+            )  # fmt: skip
+        scores = world.broadcast(scores)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(scores["valid_loss"])
         record: EpochRecord = {
@@ -550,25 +582,33 @@ def fit(
         state.train_seconds += stats["seconds"]
         state.train_tokens += int(stats["tokens"])
         state.new_tokens += int(stats["new_tokens"])
-        log.info(_format_record(record))
         value = scores[stop.metric]
-        if _improved(stop.metric, value, state.best_value, stop.min_delta):
+        improved = _improved(stop.metric, value, state.best_value, stop.min_delta)
+        if improved:
             state.best_value, state.best_epoch, state.bad_epochs = value, epoch + 1, 0
-            save_checkpoint(out / "best.pt", {**payload(), "metrics": without_timings(record)})
         else:
             state.bad_epochs += 1
             state.stopped_early = state.bad_epochs >= stop.patience
+        weights = {**payload(), "metrics": without_timings(record)} if world.main else {}
+        if world.main:
+            log.info(_format_record(record))
+            if improved:
+                save_checkpoint(out / "best.pt", weights)
         if on_epoch is not None:
             on_epoch(record)
-        save_checkpoint(
-            epoch_path(out, epoch + 1), {**payload(), "metrics": without_timings(record)}
-        )
-        for old, path in epoch_checkpoints(out).items():
-            if old <= epoch + 1 - params.keep_epochs:
-                path.unlink()
+        if world.main:
+            _keep_epoch(out, epoch + 1, weights, params.keep_epochs)
         save_last(record, None)
     best = state.history[state.best_epoch - 1] if state.history else {}
     return FitResult(state=state, best=best)
+
+
+def _keep_epoch(out: Path, epoch: int, weights: dict[str, Any], keep: int) -> None:
+    """Write ``epoch-<epoch>.pt`` and remove those ``keep`` or more epochs older."""
+    save_checkpoint(epoch_path(out, epoch), weights)
+    for old, path in epoch_checkpoints(out).items():
+        if old <= epoch - keep:
+            path.unlink()
 
 
 def _try_resume(
@@ -578,6 +618,7 @@ def _try_resume(
     model: Seq2SeqModel,
     optimizer: Optimizer,
     scheduler: Scheduler | None,
+    world: World = SINGLE,
 ) -> tuple[FitState, dict[str, Any] | None]:
     """Load ``path`` into model/optimizer/scheduler/RNG when it is an unfinished epoch of
     this run (``epochs`` in all); otherwise leave everything as it is and start afresh.
@@ -587,36 +628,46 @@ def _try_resume(
     A finished run is never resumed: re-running a stage (``dvc repro -f``, or a changed
     dependency such as the model code) must train again, not stop after loading. Raising
     ``epochs`` makes a finished run unfinished, so it trains on. An unreadable ``last.pt``
-    (a crash of the disk, not of a save: saves are atomic) is reported and ignored.
+    (a crash of the disk, not of a save: saves are atomic) is reported and ignored. In a
+    ``world`` of several processes rank 0 reads the file and sends it to the others.
     """
-    fresh = FitState(), None
+    ckpt = world.broadcast(_resumable(path, run_id, epochs) if world.main else None)
+    if ckpt is None:
+        return FitState(), None
+    training = ckpt["training"]
+    state = FitState(**training["fit"])
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(training["optimizer"])
+    load_scheduler_state(scheduler, training["scheduler"])
+    set_rng_state(training["rng_ranks"][world.rank] if world.size > 1 else training["rng"])
+    state.from_epoch, state.train_seconds, state.new_tokens = state.epoch, 0.0, 0
+    position = training.get("position")
+    if world.main and position is None:
+        log.info("resuming from %s after epoch %d", path, state.epoch)
+    elif world.main:
+        step = position["epoch"]["step"]
+        log.info("resuming from %s at epoch %d, step %d", path, state.epoch + 1, step)
+    return state, position
+
+
+def _resumable(path: Path, run_id: str, epochs: int) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` when it is an unfinished run of ``run_id``, else None."""
     if not path.is_file():
-        return fresh
+        return None
     try:
         ckpt = read_checkpoint(path)
     except CheckpointError as err:
         log.warning("%s; training from scratch (the file is replaced after epoch 1)", err)
-        return fresh
+        return None
     training = ckpt.get("training") or {}
     if training.get("run_id") != run_id:
         log.info("%s belongs to another configuration; training from scratch", path)
-        return fresh
+        return None
     state = FitState(**training["fit"])
     if state.finished(epochs):
         log.info("%s is a finished run (%d epochs); training from scratch", path, state.epoch)
-        return fresh
-    model.load_state_dict(ckpt["model_state"])
-    optimizer.load_state_dict(training["optimizer"])
-    load_scheduler_state(scheduler, training["scheduler"])
-    set_rng_state(training["rng"])
-    state.from_epoch, state.train_seconds, state.new_tokens = state.epoch, 0.0, 0
-    position = training.get("position")
-    if position is None:
-        log.info("resuming from %s after epoch %d", path, state.epoch)
-    else:
-        step = position["epoch"]["step"]
-        log.info("resuming from %s at epoch %d, step %d", path, state.epoch + 1, step)
-    return state, position
+        return None
+    return ckpt
 
 
 def _format_record(r: EpochRecord) -> str:
