@@ -1,6 +1,7 @@
 """Data-parallel training: two gloo processes on this machine against one."""
 
 import os
+import shutil
 import socket
 import sys
 from datetime import timedelta
@@ -23,6 +24,7 @@ from test_loop import (
     CPU,
     DIGITS,
     RESUMABLE,
+    Interrupt,
     data,
     kill_before_update,
     payload,
@@ -34,6 +36,8 @@ from test_loop import (
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXACT = {"epochs": 2, "lr_schedule": {"kind": "warmup", "warmup_steps": 5}}  # no RNG draws
+# Batches of one sentence (of 40): one of the two processes has nothing of its own.
+ONES = train_params(epochs=1, batch_tokens=None, batch_size=1)
 
 
 def free_port() -> int:
@@ -46,7 +50,7 @@ def fit_in(out_dir, params: TrainParams, world: World, model_kw: dict):
     from nmt.training.loop import fit
 
     model = tiny_model(0, **model_kw)
-    train, valid = data()
+    train, valid = data(40) if params.batch_size == 1 else data()
     result = fit(
         model, train, valid, DIGITS.decode, params, seed=0, device=CPU, dtype=None,
         out_dir=out_dir, payload=lambda: payload(model), run_id="test", world=world,
@@ -54,66 +58,88 @@ def fit_in(out_dir, params: TrainParams, world: World, model_kw: dict):
     return model, result
 
 
-def worker(rank, size, port, out_dir, params, model_kw, kill_at, result_path):
+def worker(rank, size, port, jobs):
+    """Run ``jobs`` one after another in this process of ``size``; rank 0 saves results."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     world = World(rank=rank, size=size, local_rank=rank)
     join(world, CPU, timeout=timedelta(seconds=60))
     try:
-        if kill_at is not None and rank == 1:
-            kill_before_update(pytest.MonkeyPatch(), kill_at)
-        model, result = fit_in(out_dir, params, world, model_kw)
-        if world.main:
-            torch.save({"state": model.state_dict(), "history": result.state.history}, result_path)
+        for out_dir, params, model_kw, kill_at, result_path in jobs:
+            with pytest.MonkeyPatch.context() as m:
+                if kill_at is not None:  # every process stops there, as torchrun stops all
+                    kill_before_update(m, kill_at)
+                try:
+                    model, result = fit_in(out_dir, params, world, model_kw)
+                except Interrupt:  # keep the last.pt it left
+                    if world.main:
+                        shutil.copy(out_dir / "last.pt", result_path)
+                    continue
+            if world.main:
+                saved = {"state": model.state_dict(), "history": result.state.history}
+                torch.save(saved, result_path)
     finally:
         leave(world)
 
 
-def two_processes(tmp_path, out_dir, params, model_kw=None, kill_at=None):
-    """Weights and history of ``fit`` in 2 processes (rank 0's), or raise as they did."""
-    result_path = tmp_path / f"result-{free_port()}.pt"
-    args = (2, free_port(), out_dir, params, model_kw or {}, kill_at, result_path)
-    mp.spawn(worker, args=args, nprocs=2, join=True)
-    saved = torch.load(result_path, weights_only=True)
-    return saved["state"], saved["history"]
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """Runs of 2 processes, in one pair of processes (started once: it takes seconds).
+    A run stopped there stops in every process at once, as torchrun stops them all when
+    one fails (``test_stage_train`` has one process fail alone)."""
+    root = tmp_path_factory.mktemp("two")
+    exact = train_params(**EXACT)
+    resumable = train_params(**RESUMABLE, checkpoint_every=4)
+    jobs = [
+        (root / "exact", exact, {"dropout": 0.0}, None, root / "exact.pt"),
+        (root / "ones", ONES, {"dropout": 0.0}, None, root / "ones.pt"),
+        (root / "whole", resumable, {}, None, root / "whole.pt"),
+        (root / "cut", resumable, {}, 14, root / "cut-last.pt"),  # stopped after step 14
+        (root / "cut", resumable, {}, None, root / "resumed.pt"),  # and resumed
+    ]
+    mp.spawn(worker, args=(2, free_port(), jobs), nprocs=2, join=True)
+    cut = torch.load(root / "cut-last.pt", weights_only=True)["training"]
+    names = ("exact", "ones", "whole", "resumed")
+    runs = {name: torch.load(root / f"{name}.pt") for name in names}
+    return root, runs, cut
 
 
-def test_two_processes_train_as_one_on_the_same_global_batches(tmp_path):
+def test_two_processes_train_as_one_on_the_same_global_batches(tmp_path, two):
+    root, runs, _ = two
     params = train_params(**EXACT)
     torch.manual_seed(0)
     one, one_result = fit_in(tmp_path / "one", params, World(), {"dropout": 0.0})
-    state, history = two_processes(tmp_path, tmp_path / "two", params, {"dropout": 0.0})
+    history = runs["exact"]["history"]
     assert len(history) == len(one_result.state.history) == 2
     for a, b in zip(history, one_result.state.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
         assert a["valid_loss"] == pytest.approx(b["valid_loss"], abs=1e-5)
     for name, p in one.state_dict().items():
-        torch.testing.assert_close(state[name], p, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(runs["exact"]["state"][name], p, rtol=1e-4, atol=1e-5)
     # rank 0 alone wrote the checkpoints, each process's RNG state in last.pt
-    last = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    last = torch.load(root / "exact" / "last.pt", weights_only=True)
     assert len(last["training"]["rng_ranks"]) == 2
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
+    assert sorted(p.name for p in (root / "exact").iterdir()) == [
         "best.pt", "epoch-1.pt", "epoch-2.pt", "last.pt",
     ]  # fmt: skip
 
 
-def test_two_processes_killed_mid_epoch_resume_as_if_never_stopped(tmp_path):
+def test_two_processes_stopped_mid_epoch_resume_as_if_never_stopped(two):
     # dropout and scheduled sampling: each process draws from its own RNG, saved by rank 0
-    params = train_params(**RESUMABLE, checkpoint_every=4)
-    whole_state, whole_history = two_processes(tmp_path, tmp_path / "whole", params)
-    cut = tmp_path / "cut"
-    # after step 14 rank 1 fails; rank 0, waiting for it, fails or is stopped in turn
-    with pytest.raises((mp.ProcessRaisedException, mp.ProcessExitedException)):
-        two_processes(tmp_path, cut, params, kill_at=14)
-    training = torch.load(cut / "last.pt", weights_only=True)["training"]
-    assert training["fit"]["steps"] == 12 and training["position"] is not None
-    state, history = two_processes(tmp_path, cut, params)
-    for name, p in whole_state.items():
-        assert torch.equal(state[name], p), name
-    assert timeless(history) == timeless(whole_history)
+    _, runs, cut = two
+    assert cut["fit"]["steps"] == 12 and cut["position"] is not None  # checkpoint_every 4
+    for name, p in runs["whole"]["state"].items():
+        assert torch.equal(runs["resumed"]["state"][name], p), name
+    assert timeless(runs["resumed"]["history"]) == timeless(runs["whole"]["history"])
 
 
-def test_a_batch_of_one_sentence_leaves_the_other_process_a_weightless_share():
+def test_a_batch_of_one_sentence_leaves_the_other_process_a_weightless_share(tmp_path, two):
+    _, runs, _ = two
+    one, result = fit_in(tmp_path, ONES, World(), {"dropout": 0.0})
+    for a, b in zip(runs["ones"]["history"], result.state.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+    for name, p in one.state_dict().items():
+        torch.testing.assert_close(runs["ones"]["state"][name], p, rtol=1e-4, atol=1e-5)
     world = World(rank=1, size=2)
     assert world.shard(np.arange(5)).tolist() == [3, 4]
     assert world.shard(np.arange(1)).tolist() == []

@@ -2,6 +2,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,21 @@ def test_two_processes_under_torchrun_write_what_one_does(workdir):
     assert len(steps.read_text().splitlines()) > 3
     kept = sorted(p.name for p in (workdir / "checkpoints/attention").iterdir())
     assert kept == ["best.pt", "epoch-1.pt", "epoch-2.pt", "last.pt"]
+
+
+def test_when_rank_0_fails_every_process_stops_and_the_stage_fails(workdir):
+    edit_params(workdir, "train", processes=2, threads=1)
+    (workdir / "checkpoints").write_text("a file where the folder should be")
+    stage = str(ROOT / "stages" / "train.py")
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, stage, *ARGS, "--progress", "off"], cwd=workdir, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    # rank 0 cannot write best.pt; rank 1, waiting for it, fails too instead of hanging
+    assert done.returncode != 0 and time.monotonic() - began < 60
+    assert "NotADirectoryError" in done.stderr or "FileExistsError" in done.stderr
+    assert not (workdir / "metrics/train/attention.json").exists()
 
 
 def test_unknown_model_is_a_clear_error(workdir):

@@ -86,6 +86,11 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def barrier(self) -> None:
+        """Wait until every process is here (one process: at once)."""
+        if self.size > 1:
+            dist.barrier()
+
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, by rank, in every process."""
         if self.size == 1:

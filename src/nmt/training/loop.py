@@ -599,6 +599,7 @@ def fit(
         if world.main:
             _keep_epoch(out, epoch + 1, weights, params.keep_epochs)
         save_last(record, None)
+    world.barrier()  # rank 0's last writes done: a process that fails fails them all
     best = state.history[state.best_epoch - 1] if state.history else {}
     return FitResult(state=state, best=best)
 
