@@ -3,12 +3,14 @@
 Reads params ``seed``, ``data``, ``prepare.normalize``, ``models.<name>`` and ``train``.
 Writes ``<out>/best.pt`` (best epoch by ``train.early_stopping.metric``),
 ``<out>/epoch-<n>.pt`` (the last ``train.keep_epochs`` epochs' weights, for the average
-stage), ``<out>/last.pt`` (last epoch, or last ``train.checkpoint_every`` steps, with the
-state to resume from), dvclive logs per epoch in ``<live>`` and every ``train.log_every``
-steps in ``<live>/steps``, and a summary JSON. A run interrupted midway resumes from
-``last.pt`` when it was written under the same params (``--fresh`` ignores it); a finished
-``last.pt`` is never resumed, so a forced re-run trains again. Checkpoints hold no
-timings: the same params and data give byte-identical files.
+stage), ``<out>/last.pt`` (last epoch, or last ``train.checkpoint_every`` steps or
+``checkpoint_minutes``, with the state to resume from), dvclive logs per epoch in
+``<live>`` and every ``train.log_every`` steps in ``<live>/steps``, and a summary JSON.
+A run interrupted midway resumes from ``last.pt`` when it was written under the same
+params (``--fresh`` ignores it); a finished ``last.pt`` is never resumed, so a forced
+re-run trains again. Checkpoints hold no timings: the same params and data give
+byte-identical files. With ``train.processes`` N > 1 the stage runs itself N times under
+torchrun (:mod:`nmt.training.distributed`).
 """
 
 from __future__ import annotations

@@ -90,16 +90,22 @@ def two(tmp_path_factory):
     root = tmp_path_factory.mktemp("two")
     exact = train_params(**EXACT)
     resumable = train_params(**RESUMABLE, checkpoint_every=4)
+    by_clock = train_params(**RESUMABLE, checkpoint_minutes=1e-9)
     jobs = [
         (root / "exact", exact, {"dropout": 0.0}, None, root / "exact.pt"),
         (root / "ones", ONES, {"dropout": 0.0}, None, root / "ones.pt"),
         (root / "whole", resumable, {}, None, root / "whole.pt"),
         (root / "cut", resumable, {}, 14, root / "cut-last.pt"),  # stopped after step 14
         (root / "cut", resumable, {}, None, root / "resumed.pt"),  # and resumed
+        # by rank 0's clock (every step), which both processes follow
+        (root / "clock", by_clock, {}, 9, root / "clock-last.pt"),
+        (root / "clock", by_clock, {}, None, root / "clock.pt"),
     ]
     mp.spawn(worker, args=(2, free_port(), jobs), nprocs=2, join=True)
     cut = torch.load(root / "cut-last.pt", weights_only=True)["training"]
-    names = ("exact", "ones", "whole", "resumed")
+    clock = torch.load(root / "clock-last.pt", weights_only=True)["training"]
+    assert clock["fit"]["steps"] == 9
+    names = ("exact", "ones", "whole", "resumed", "clock")
     runs = {name: torch.load(root / f"{name}.pt") for name in names}
     return root, runs, cut
 
@@ -128,9 +134,10 @@ def test_two_processes_stopped_mid_epoch_resume_as_if_never_stopped(two):
     # dropout and scheduled sampling: each process draws from its own RNG, saved by rank 0
     _, runs, cut = two
     assert cut["fit"]["steps"] == 12 and cut["position"] is not None  # checkpoint_every 4
-    for name, p in runs["whole"]["state"].items():
-        assert torch.equal(runs["resumed"]["state"][name], p), name
-    assert timeless(runs["resumed"]["history"]) == timeless(runs["whole"]["history"])
+    for resumed in ("resumed", "clock"):  # checkpoint_every, checkpoint_minutes
+        for name, p in runs["whole"]["state"].items():
+            assert torch.equal(runs[resumed]["state"][name], p), (resumed, name)
+        assert timeless(runs[resumed]["history"]) == timeless(runs["whole"]["history"])
 
 
 def test_a_batch_of_one_sentence_leaves_the_other_process_a_weightless_share(tmp_path, two):

@@ -315,6 +315,21 @@ def test_step_records_every_log_every_steps_and_at_each_epochs_end(tmp_path):
     assert none == []
 
 
+def test_checkpoints_by_the_clock_resume_as_those_by_step(tmp_path, monkeypatch):
+    n1 = steps_of_epoch_1()
+    whole, whole_result = run(tmp_path / "whole", train_params(**RESUMABLE))
+    params = train_params(**RESUMABLE, checkpoint_minutes=1e-9)  # after every step
+    cut = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        kill_before_update(m, n1 + 3)
+        with pytest.raises(Interrupt):
+            run(cut, params)
+    training = torch.load(cut / "last.pt", weights_only=True)["training"]
+    assert training["fit"]["steps"] == n1 + 3 and training["position"]["epoch"]["step"] == 3
+    resumed, resumed_result = run(cut, params)
+    assert_same_run(tmp_path / "whole", whole, whole_result, cut, resumed, resumed_result)
+
+
 def test_a_run_killed_while_writing_last_pt_resumes_from_the_one_before(tmp_path, monkeypatch):
     import tempfile
 
@@ -352,7 +367,7 @@ def test_the_resume_fingerprint_ignores_the_length_and_the_checkpoint_interval()
     from nmt.training.loop import resume_fingerprint
 
     base = resume_fingerprint(train_params(), 1, "data")
-    same = train_params(epochs=9, checkpoint_every=7, log_every=3)
+    same = train_params(epochs=9, checkpoint_every=7, checkpoint_minutes=5, log_every=3)
     assert resume_fingerprint(same, 1, "data") == base
     assert resume_fingerprint(train_params(lr=0.1), 1, "data") != base
     assert resume_fingerprint(train_params(), 2, "data") != base

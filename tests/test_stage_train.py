@@ -235,6 +235,7 @@ def test_a_typo_in_a_section_the_stage_does_not_read_does_not_stop_it(workdir):
         ("train", {"epoch": 3}, "train.epoch: unknown key"),
         ("train", {"checkpoint_every": 0}, "train.checkpoint_every: Input should be greater"),
         ("train", {"log_every": 0}, "train.log_every: Input should be greater"),
+        ("train", {"checkpoint_minutes": 0}, "train.checkpoint_minutes: Input should be greater"),
         ("data", {"src_lnag": "fr"}, "data.src_lnag: unknown key"),
         ("prepare", {"normalise": {}}, "prepare.normalise: unknown key"),
         (

@@ -104,6 +104,8 @@ class TrainParams(StrictModel):
     # Also write last.pt every this many optimizer steps, with the position in the
     # epoch, so a run killed mid-epoch resumes from that step; None: after each epoch only.
     checkpoint_every: int | None = Field(None, ge=1)
+    # And (or only) once this many minutes have passed since the last write; None: not.
+    checkpoint_minutes: float | None = Field(None, gt=0)
     # Log the training loss, learning rate, teacher-forcing ratio and tokens/s every this
     # many steps and at the end of each epoch (dvclive, beside the per-epoch logs); None:
     # per epoch only.

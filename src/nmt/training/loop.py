@@ -324,7 +324,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 # Params that change how long a run goes or how often it saves, not what it computes.
-NOT_FINGERPRINTED = frozenset({"epochs", "checkpoint_every", "log_every"})
+NOT_FINGERPRINTED = frozenset({"epochs", "checkpoint_every", "checkpoint_minutes", "log_every"})
 
 
 def resume_fingerprint(params: TrainParams, *parts: Any) -> str:
@@ -455,8 +455,9 @@ def fit(
     After each epoch: validate, call ``on_epoch(record)``, write ``out_dir/best.pt`` when
     the early-stopping metric improved, ``out_dir/epoch-<n>.pt`` (the weights of the last
     ``params.keep_epochs`` epochs are kept) and ``out_dir/last.pt`` (with the training
-    state); with ``params.checkpoint_every``, ``last.pt`` also every that many steps, with
-    the position in the epoch, so that a run killed mid-epoch resumes from that step.
+    state); with ``params.checkpoint_every`` (steps) or ``params.checkpoint_minutes``,
+    ``last.pt`` also mid-epoch, with the position in the epoch, so that a run killed
+    mid-epoch resumes from that step.
     Every ``params.log_every`` steps and at the end of each epoch, ``on_log(record)`` gets
     the mean training loss per target token of the steps since the last record, the
     learning rate of the last, the teacher-forcing ratio and their tokens per second.
@@ -504,7 +505,10 @@ def fit(
     step_scheduler = scheduler if isinstance(scheduler, LambdaLR) else None
     stop = params.early_stopping
 
+    saved_at = [time.monotonic()]  # when last.pt was last written (rank 0's clock counts)
+
     def save_last(record: EpochRecord, at: dict[str, Any] | None) -> None:
+        saved_at[0] = time.monotonic()
         rngs = world.gather(rng_state())  # every process's, for each to resume its own
         if not world.main:
             return
@@ -550,8 +554,7 @@ def fit(
             record = state.log_step(stats, params.log_every, epoch, ratio, pos.step == n)
             if record is not None and on_log is not None:
                 on_log(record)
-            every = params.checkpoint_every
-            if every is not None and state.steps % every == 0 and pos.step < n:
+            if pos.step < n and _save_due(params, state.steps, saved_at[0], world):
                 last = state.history[-1] if state.history else {}
                 save_last(last, {"epoch": asdict(pos), "lr": lr})
 
@@ -602,6 +605,17 @@ def fit(
     world.barrier()  # rank 0's last writes done: a process that fails fails them all
     best = state.history[state.best_epoch - 1] if state.history else {}
     return FitResult(state=state, best=best)
+
+
+def _save_due(params: TrainParams, steps: int, saved_at: float, world: World) -> bool:
+    """Whether ``last.pt`` is due mid-epoch after ``steps`` updates: every
+    ``checkpoint_every`` steps, or ``checkpoint_minutes`` after the last write by rank 0's
+    clock, which every process then follows (a write gathers their RNG states)."""
+    every, minutes = params.checkpoint_every, params.checkpoint_minutes
+    due = every is not None and steps % every == 0
+    if minutes is not None:
+        due = world.broadcast(due or time.monotonic() - saved_at >= 60 * minutes)
+    return due
 
 
 def _keep_epoch(out: Path, epoch: int, weights: dict[str, Any], keep: int) -> None:
