@@ -126,3 +126,17 @@ def test_read_split_keeps_refs_aligned(tmp_path):
     assert len(p) == 2 and refs == ["W2 W1", "W3"]
     with pytest.raises(ValueError, match="valid.parquet"):
         read_split(tmp_path / "nope" / "valid.parquet", TOK, TOK)
+
+
+def test_passes_make_one_epoch_of_several_shuffled_passes():
+    src, tgt = np.array([3, 5, 2, 7, 4, 6]), np.array([2, 4, 3, 5, 1, 6])
+    kw = dict(batch_size=2, bucket_pool=1, seed=3)
+    three = make_batches(src, tgt, epoch=1, passes=3, **kw)
+    # each pass is the epoch a one-pass run would have at index epoch * passes + r
+    expect = [b for r in range(3) for b in make_batches(src, tgt, epoch=3 + r, **kw)]
+    assert len(three) == 9 and all(np.array_equal(a, b) for a, b in zip(three, expect, strict=True))
+    for r in range(3):  # every pair once per pass
+        assert sorted(np.concatenate(three[3 * r : 3 * r + 3]).tolist()) == list(range(6))
+    one = make_batches(src, tgt, epoch=1, passes=1, **kw)
+    plain = make_batches(src, tgt, epoch=1, **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(one, plain, strict=True))

@@ -231,12 +231,9 @@ def test_a_misspelt_section_stops_repro_naming_it(repo: Path):
     assert ran_stages(proc.stdout) == {"check_params"}  # it runs first, and alone
 
 
-@pytest.mark.parametrize(
-    ("profile", "model"), [("ref-antonyms-char-rnn", "char_rnn"), ("ref-fr-en-lstm", "lstm")]
-)
-def test_smallest_reference_systems_run_by_their_documented_command(
-    tmp_path: Path, profile: str, model: str
-):
+def run_profile(tmp_path: Path, profile: str, model: str) -> Path:
+    """Run ``profile`` by its documented command in a copy of the project; check that it
+    ran its own model's stages alone and that ``nmt report`` lists it."""
     dest = copy_project(tmp_path / "repo")
     out = run([str(BIN / "nmt"), "profile", "run", profile], dest)
     assert {"download", "prepare", "vocab", f"train@{model}", f"evaluate@{model}"} <= ran_stages(
@@ -249,3 +246,33 @@ def test_smallest_reference_systems_run_by_their_documented_command(
     (name, row_model, test_set, sentences, *scores) = (cell.strip() for cell in rows[0])
     assert (name, row_model, test_set) == (profile, model, "heldout")
     assert int(sentences) > 0 and all(0.0 <= float(x) <= 100.0 for x in scores)
+    return dest
+
+
+def translate(dest: Path, model: str, texts: list[str]) -> list[str]:
+    out = subprocess.run(
+        [str(BIN / "nmt"), "translate", "--model", f"models/{model}", "--beam", "1", *texts],
+        cwd=dest, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.splitlines()
+
+
+def test_the_antonym_writeup_system_memorises_its_six_pairs(tmp_path: Path):
+    """writeups/002 (a): trained on its six pairs, the character RNN gives back each one's
+    antonym, as written ('women' included), and its loss falls to near zero."""
+    dest = run_profile(tmp_path, "ref-antonyms-char-rnn", "char_rnn")
+    words = ["man", "black", "king", "girl", "up", "high"]
+    assert translate(dest, "char_rnn", words) == ["women", "white", "queen", "boy", "down", "low"]
+    curve = (dest / "metrics/train/char_rnn/steps/plots/metrics/train_loss.tsv").read_text()
+    losses = [float(line.split("\t")[1]) for line in curve.splitlines()[1:]]
+    assert len(losses) == 5 and losses[-1] < 0.01 < losses[0]
+
+
+def test_the_keras_writeup_system_learns_its_hundred_lines(tmp_path: Path):
+    """writeups/002 (b): on the first 100 lines of fra.txt the LSTM's training loss falls
+    from the uniform guess's to under a fifth of it within its 300 epochs."""
+    dest = run_profile(tmp_path, "ref-en-fr-lstm", "lstm")
+    curve = (dest / "metrics/train/lstm/plots/metrics/train_loss.tsv").read_text()
+    losses = [float(line.split("\t")[-1]) for line in curve.splitlines()[1:]]
+    assert len(losses) == 300 and losses[-1] < losses[0] / 5
+    assert translate(dest, "lstm", ["run"])[0] in {"cours", "courez"}

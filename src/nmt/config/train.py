@@ -31,6 +31,9 @@ class TeacherForcingParams(StrictModel):
     slope: float = Field(0.1, ge=0.0)  # linear: decrease per epoch
     base: float = Field(0.9, gt=0.0, le=1.0)  # exponential: factor per epoch
     k: float = Field(5.0, ge=1.0)  # inverse_sigmoid: larger k decays later
+    # A sentence decoded wholly from the model's own guesses: its loss ends at the first
+    # step that predicts <eos> (the tutorials' free-running loops stop there).
+    stop_at_eos: bool = False
 
     @model_validator(mode="after")
     def _floor(self) -> TeacherForcingParams:
@@ -84,6 +87,9 @@ class TrainParams(StrictModel):
     # 1: no sorting beyond the batch itself.
     bucket_pool: int = Field(50, ge=1)
     max_train_pairs: int | None = Field(None, ge=1)  # seeded sample of the training set
+    # Passes over the training pairs per epoch, each shuffled as an epoch of its own: tiny
+    # data trained for thousands of passes validates and checkpoints once per epoch.
+    passes: int = Field(1, ge=1)
     optimizer: Literal["adam", "adamw", "adagrad", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0.0)

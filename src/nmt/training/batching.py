@@ -127,13 +127,25 @@ def make_batches(
     seed: int = 0,
     epoch: int = 0,
     shuffle: bool = True,
+    passes: int = 1,
 ) -> list[np.ndarray]:
     """Index arrays of the batches of one epoch (see the module doc).
 
     With ``shuffle=False`` the pairs are sorted by length once and the batches come in
     that order (validation). A pair larger than ``batch_tokens`` on its own makes a batch
-    of one.
+    of one. ``passes`` > 1 makes the epoch that many passes over the pairs, each ordered
+    as an epoch of its own (for tiny data trained for thousands of passes: one validation
+    and checkpoint per epoch, not per pass).
     """
+    if passes > 1:
+        return [
+            batch
+            for r in range(passes)
+            for batch in make_batches(
+                src_lengths, tgt_lengths, batch_tokens=batch_tokens, batch_size=batch_size,
+                bucket_pool=bucket_pool, seed=seed, epoch=epoch * passes + r, shuffle=shuffle,
+            )
+        ]  # fmt: skip
     if (batch_tokens is None) == (batch_size is None):
         raise ValueError("give exactly one of batch_tokens and batch_size")
     n = len(src_lengths)

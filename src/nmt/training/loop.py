@@ -30,6 +30,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from nmt.config.train import TrainParams
 from nmt.device import autocast
 from nmt.models import Seq2SeqModel
+from nmt.models.base import reference_mask
 from nmt.progress import Progress, ProgressMode
 from nmt.specials import PAD_ID
 from nmt.training.batching import Batch, TokenizedPairs, collate, make_batches
@@ -41,7 +42,7 @@ from nmt.training.checkpoint import (
     save_checkpoint,
 )
 from nmt.training.distributed import World
-from nmt.training.losses import masked_cross_entropy
+from nmt.training.losses import masked_cross_entropy, stop_at_predicted_eos
 from nmt.training.optim import (
     Scheduler,
     build_optimizer,
@@ -160,7 +161,9 @@ def train_epoch(
             # gradients must still take part in the sum.
             batch = collate(pairs, mine if len(mine) else batches[step][:1]).to(device)
             with autocast(device, dtype):
-                logits, target = batch_logits(model, batch, ratio, mode)
+                logits, target = batch_logits(
+                    model, batch, ratio, mode, params.teacher_forcing.stop_at_eos
+                )
             loss_sum = masked_cross_entropy(logits, target, params.label_smoothing)
             if not len(mine):
                 loss_sum = loss_sum * 0.0
@@ -223,20 +226,32 @@ def check_finite(
 
 
 def batch_logits(
-    model: Seq2SeqModel, batch: Batch, ratio: float = 1.0, mode: str = "token"
+    model: Seq2SeqModel,
+    batch: Batch,
+    ratio: float = 1.0,
+    mode: str = "token",
+    stop_at_eos: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Logits and targets of a batch for the loss.
 
     Under full teacher forcing only real target positions reach the output projection:
     logits (N, V) and targets (N,) for the batch's N real tokens. Otherwise the decoder
     steps and logits are (B, T, V) with targets (B, T), padding included (and ignored by
-    the loss).
+    the loss). With ``stop_at_eos``, the loss of a sentence decoded wholly from the model's
+    own guesses ends at the first step that predicts ``<eos>`` (that step included), as
+    the tutorials' free-running loops stop there.
     """
     if ratio >= 1.0:
         features = model.features(batch.src, batch.src_lengths, batch.tgt_in)
         real = batch.tgt_out != PAD_ID
         return model.logits(features[real]), batch.tgt_out[real]
-    return model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode), batch.tgt_out
+    if not stop_at_eos:
+        return model(batch.src, batch.src_lengths, batch.tgt_in, ratio, mode), batch.tgt_out
+    b, t_len = batch.tgt_in.shape
+    use_ref = reference_mask(b, t_len, ratio, mode, batch.tgt_in.device)
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in, feed_reference=use_ref)
+    free = ~use_ref[:, 1:].any(dim=1)  # (B,) sentences fed only their own guesses
+    return logits, stop_at_predicted_eos(logits.detach(), batch.tgt_out, free)
 
 
 def _valid_batches(pairs: TokenizedPairs, batch_size: int) -> list[Batch]:
@@ -544,6 +559,7 @@ def fit(
             bucket_pool=params.bucket_pool,
             seed=seed,
             epoch=epoch,
+            passes=params.passes,
         )
 
         def after_step(
