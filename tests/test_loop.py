@@ -556,3 +556,22 @@ def test_fused_bahdanau_unroll_equals_stepping_and_selects_real_positions():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low, _ = batch_logits(model, batch)
     torch.testing.assert_close(low.float(), flat, atol=0.05, rtol=0.05)
+
+
+def test_the_loss_per_slot_spreads_each_sentences_loss_over_its_slots(tmp_path):
+    params = train_params(epochs=1, loss_slots=8, passes=2)
+    _, result = run(tmp_path, params)
+    record = result.state.history[0]
+    train, _ = data()
+    tokens = int((train.tgt_lengths + 1).sum()) * 2  # every target and its <eos>, twice
+    per_slot = record["train_loss"] * tokens / (8 * len(train.src_lengths) * 2)
+    assert record["train_loss_per_slot"] == pytest.approx(per_slot, rel=1e-12)
+    _, plain = run(tmp_path / "plain", train_params(epochs=1))
+    assert "train_loss_per_slot" not in plain.state.history[0]
+
+
+def test_a_free_running_loss_that_stops_at_eos_trains(tmp_path):
+    params = train_params(epochs=2, teacher_forcing={"ratio": 0.0, "stop_at_eos": True})
+    _, result = run(tmp_path, params)
+    losses = [r["train_loss"] for r in result.state.history]
+    assert all(np.isfinite(losses)) and losses[1] < losses[0]

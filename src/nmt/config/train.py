@@ -90,6 +90,9 @@ class TrainParams(StrictModel):
     # Passes over the training pairs per epoch, each shuffled as an epoch of its own: tiny
     # data trained for thousands of passes validates and checkpoints once per epoch.
     passes: int = Field(1, ge=1)
+    # Also log the training loss per sentence spread over this many slots (the unit of a
+    # write-up whose loss averages over fixed-length padded sentences; 1: per sentence).
+    loss_slots: int | None = Field(None, ge=1)
     optimizer: Literal["adam", "adamw", "adagrad", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0.0)

@@ -596,6 +596,12 @@ def fit(
             "lr": lr,
             "tokens_per_s": stats["new_tokens"] / max(stats["seconds"], 1e-9),
         }
+        if params.loss_slots is not None:
+            # the epoch's summed loss over every sentence's slots (each pair once a pass)
+            sentences = len(train.src_lengths) * params.passes
+            record["train_loss_per_slot"] = (
+                stats["loss"] * stats["tokens"] / (params.loss_slots * max(sentences, 1))
+            )
         state.epoch = epoch + 1
         state.history.append(record)
         state.train_seconds += stats["seconds"]
