@@ -365,3 +365,7 @@ def test_tutorial_and_tf_rules_on_every_mirror_sentence() -> None:
     spa = _mirror_lines("www.manythings.org/anki/spa-eng.zip", "spa-eng/spa.txt")
     tf = Normalizer(TF)
     assert [s for s in spa if tf(s).split() != tf_lower_and_split_punct(s).split()] == []
+
+
+def test_replacements_may_be_given_as_pairs():
+    assert NormalizeParams(replace=[[",", " COMMA"]]).replace == {",": " COMMA"}

@@ -101,7 +101,7 @@ class NormalizeParams(StrictModel):
     letters_only: bool | LettersOnly = False
     non_letters: Literal["space", "delete"] = "space"
     # Literal replacements, in order, after lower-casing (a replacement keeps its case),
-    # e.g. {",": " COMMA"}; the later steps see the replacement text.
+    # e.g. {",": " COMMA"} or [[",", " COMMA"]]; the later steps see the replacement text.
     replace: dict[str, str] = Field(default_factory=dict)
     digits: Literal["keep", "strip"] = "keep"  # strip: delete the ASCII digits 0-9
     alpha_tokens_only: bool = False  # drop whitespace tokens that are not str.isalpha()
@@ -124,6 +124,15 @@ class NormalizeParams(StrictModel):
     def _needs_letters_only(cls, v: str, info: ValidationInfo) -> str:
         if v == "delete" and not info.data.get("letters_only", True):
             raise ValueError("delete needs letters_only")
+        return v
+
+    @field_validator("replace", mode="before")
+    @classmethod
+    def _pairs(cls, v: object) -> object:
+        # also as a list of [old, new] pairs: a key such as "," cannot be spelt in a
+        # `dvc exp run -S` override, a list of strings can
+        if isinstance(v, list) and all(isinstance(x, list | tuple) and len(x) == 2 for x in v):
+            return {old: new for old, new in v}
         return v
 
     @field_validator("replace")
