@@ -1,8 +1,9 @@
 """DVC stage `evaluate`: decode every test set with one trained model and score it.
 
 Reads params ``data.test_sets`` and ``evaluate`` (all but ``evaluate.compare``). Writes
-the translations (``<translations>/<test set>.<greedy|beam>.parquet``), BLEU per
-source-length bucket (``<lengths>/<test set>.tsv``), attention heatmaps of a few held-out
+the translations (``<translations>/<test set>.<greedy|beam>.parquet``), the scores of the
+held-out split's slices (``heldout_novel``, ``heldout_long``: nmt.evaluation.slices), BLEU
+per source-length bucket (``<lengths>/<test set>.tsv``), attention heatmaps of a few held-out
 sentences (``<attention>/heldout-<i>.png``; none for a model without attention) and the
 metrics JSON.
 """
@@ -17,7 +18,13 @@ from nmt.config import ParamsError, load_params
 from nmt.device import DeviceError, resolve_device
 from nmt.evaluation.evaluate import evaluate_model, search_settings
 from nmt.evaluation.heatmap import pick_sentences, write_heatmaps, write_no_attention
-from nmt.evaluation.scoring import HELDOUT, EvaluationError, find_test_sets, read_test_set
+from nmt.evaluation.scoring import (
+    HELDOUT,
+    EvaluationError,
+    find_test_sets,
+    read_test_set,
+    read_train_pairs,
+)
 from nmt.inference.translate import Translator
 from nmt.threads import use_threads
 from nmt.training.checkpoint import CheckpointError
@@ -52,7 +59,9 @@ def main(
             checkpoint, device, config.batch_size, config.max_tokens
         )
         with atomic_path(translations) as t_tmp, atomic_path(lengths) as l_tmp:
-            results = evaluate_model(translator, test_sets, config, t_tmp, l_tmp, "auto")
+            results = evaluate_model(
+                translator, test_sets, config, t_tmp, l_tmp, "auto", read_train_pairs(prepared)
+            )
         with atomic_path(attention) as a_tmp:
             a_tmp.mkdir()
             heldout = read_test_set(test_sets[HELDOUT], config.max_sentences)["src"].tolist()

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from nmt.config.evaluate import EvaluateParams
-from nmt.evaluation.scoring import write_translations
+from nmt.evaluation.scoring import score_corpus, write_translations
 from nmt.threads import available_cpus
 from test_translate import make_checkpoint
 
@@ -58,6 +58,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     write_pairs(tmp_path / "data/prepared/test.parquet", 9)
     write_pairs(tmp_path / "data/prepared/newstest2014.parquet", 4)
+    # A near-variant of the first held-out pair (one word apart) and an unrelated pair
+    train = {"src": ["le chien est noir .", "bonjour ."], "tgt": ["the dog is black .", "hello ."]}
+    pq.write_table(pa.table(train), tmp_path / "data/prepared/train.parquet")
     make_checkpoint(tmp_path / "models/gru/model.pt", attention="none")
     make_checkpoint(tmp_path / "models/attention/model.pt", attention="bahdanau", seed=1)
     monkeypatch.chdir(tmp_path)
@@ -81,7 +84,9 @@ def test_evaluate_then_compare(project: Path):
         result = CliRunner().invoke(evaluate.main, evaluate_args(model))
         assert result.exit_code == 0, result.output
         metrics = json.loads((project / f"metrics/eval/{model}.json").read_text())
-        assert set(metrics) == {"heldout", "newstest2014", "settings", "signatures"}
+        assert set(metrics) == {
+            "heldout", "heldout_novel", "heldout_long", "newstest2014", "settings", "signatures"
+        }  # fmt: skip
         assert metrics["heldout"]["sentences"] == 6  # capped by max_sentences
         assert metrics["newstest2014"]["sentences"] == 4
         for search in ("greedy", "beam"):
@@ -94,6 +99,12 @@ def test_evaluate_then_compare(project: Path):
         out = pd.read_parquet(project / f"data/eval/{model}/translations/heldout.beam.parquet")
         assert out.columns.tolist() == ["source", "reference", "hypothesis", "chrf"]
         assert out["reference"].tolist() == REF[:6]
+        # the slices are scored from the held-out translations: rows 0 and 3 have a
+        # near-variant in train, rows 2 and 5 have 10 source words
+        for name, rows in (("heldout_novel", [1, 2, 4, 5]), ("heldout_long", [2, 5])):
+            assert metrics[name]["sentences"] == len(rows)
+            part = score_corpus(out["hypothesis"][rows].tolist(), out["reference"][rows].tolist())
+            assert metrics[name]["beam"] == {"bleu": part.bleu, "chrf": part.chrf}
         lengths = pd.read_csv(
             project / f"metrics/eval/{model}/bleu_by_length/newstest2014.tsv", sep="\t"
         )

@@ -4,16 +4,19 @@ the translations and write them with BLEU per source length."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nmt.config.evaluate import EvaluateParams
 from nmt.evaluation.scoring import (
+    HELDOUT,
     bleu_by_length,
     read_test_set,
     score_corpus,
     sentence_chrf,
     write_translations,
 )
+from nmt.evaluation.slices import heldout_slices
 from nmt.inference.search import SearchSettings
 from nmt.inference.translate import Translator
 from nmt.progress import ProgressMode
@@ -42,6 +45,7 @@ def evaluate_model(
     translations_dir: str | os.PathLike[str],
     lengths_dir: str | os.PathLike[str],
     progress: ProgressMode = "off",
+    train_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> dict[str, object]:
     """Decode every test set with greedy and beam search, score, and write the details.
 
@@ -51,6 +55,10 @@ def evaluate_model(
     the number of sentences and BLEU / chrF per search; the settings and the sacrebleu
     signatures (the same for every score) once, at the top. ``progress`` counts the
     sentences of each decoding, named ``<test set> <search>`` (see :class:`~nmt.progress.Progress`).
+
+    With ``train_pairs`` (the training split's sources and targets), the held-out split's
+    slices (:mod:`nmt.evaluation.slices`) are scored too, from the same translations, as
+    ``heldout_<slice>`` entries beside ``heldout``.
     """
     searches = search_settings(params)
     metrics: dict[str, object] = {}
@@ -61,6 +69,12 @@ def evaluate_model(
         frame = read_test_set(path, params.max_sentences)
         sources, refs = frame["src"].tolist(), frame["ref"].tolist()
         entry: dict[str, object] = {"sentences": len(frame)}
+        slices = {}
+        if name == HELDOUT and train_pairs is not None:
+            slices = {
+                f"{name}_{slice_name}": (rows, {"sentences": len(rows)})
+                for slice_name, rows in heldout_slices(sources, refs, *train_pairs).items()
+            }
         by_length = None
         for search, settings in searches.items():
             hyps = translator.translate(
@@ -68,6 +82,9 @@ def evaluate_model(
             )
             score = score_corpus(hyps, refs)
             entry[search] = {"bleu": score.bleu, "chrf": score.chrf}
+            for rows, slice_entry in slices.values():
+                part = score_corpus([hyps[i] for i in rows], [refs[i] for i in rows])
+                slice_entry[search] = {"bleu": part.bleu, "chrf": part.chrf}
             signatures = {"bleu": score.bleu_signature, "chrf": score.chrf_signature}
             chrf = sentence_chrf(hyps, refs)
             write_translations(
@@ -76,6 +93,7 @@ def evaluate_model(
             table = bleu_by_length(sources, hyps, refs).rename(columns={"bleu": search})
             by_length = table if by_length is None else by_length.merge(table)
         metrics[name] = entry
+        metrics |= {slice_name: slice_entry for slice_name, (_, slice_entry) in slices.items()}
         if by_length is not None:
             with atomic_path(Path(lengths_dir) / f"{name}.tsv") as tmp:
                 by_length.to_csv(tmp, sep="\t", index=False)

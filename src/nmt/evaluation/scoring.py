@@ -142,6 +142,18 @@ def read_test_set(path: str | os.PathLike[str], max_sentences: int | None = None
     return frame.reset_index(drop=True)
 
 
+def read_train_pairs(prepared: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """The ``src`` and ``tgt`` columns of the prepared training split (``train.parquet``)."""
+    path = Path(prepared) / "train.parquet"
+    try:
+        table = pq.read_table(path, columns=["src", "tgt"])
+    except (OSError, pa.ArrowInvalid, KeyError) as err:
+        raise EvaluationError(
+            f"{path}: not a prepared split with src/tgt columns ({err})"
+        ) from None
+    return table["src"].to_pylist(), table["tgt"].to_pylist()
+
+
 def write_translations(
     path: str | os.PathLike[str],
     sources: Sequence[str],
